@@ -1,0 +1,62 @@
+"""The two function approximators of Algorithm 1: soft Q-network and sampling network f^phi."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+__all__ = ["mlp", "QNetwork", "SamplingNetwork"]
+
+
+def mlp(in_dim: int, hidden_sizes: Sequence[int], out_dim: int) -> nn.Sequential:
+    """ReLU MLP (D.1: two hidden layers of 200 units)."""
+    layers: list[nn.Module] = []
+    for width in hidden_sizes:
+        layers += [nn.Linear(in_dim, int(width)), nn.ReLU()]
+        in_dim = int(width)
+    layers.append(nn.Linear(in_dim, out_dim))
+    return nn.Sequential(*layers)
+
+
+class QNetwork(nn.Module):
+    """Q(s, a) -> scalar. Accepts obs (..., o) with actions (..., n, d): obs is broadcast over particles."""
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden_sizes: Sequence[int] = (200, 200)):
+        super().__init__()
+        self.obs_dim, self.act_dim = obs_dim, act_dim
+        self.net = mlp(obs_dim + act_dim, hidden_sizes, 1)
+
+    def forward(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        if act.dim() == obs.dim() + 1:  # particles: (B, o) with (B, n, d)
+            obs = obs.unsqueeze(-2).expand(*act.shape[:-1], obs.shape[-1])
+        return self.net(torch.cat([obs, act], dim=-1)).squeeze(-1)
+
+
+class SamplingNetwork(nn.Module):
+    """a = tanh(f^phi(s, xi)), xi ~ N(0, I) with dim(xi) = dim(a) (the authors' code).
+
+    `noise_set`, when set, restricts xi to a fixed finite set (the fine-tuning schedule of D.1).
+    """
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden_sizes: Sequence[int] = (200, 200)):
+        super().__init__()
+        self.obs_dim, self.act_dim = obs_dim, act_dim
+        self.net = mlp(obs_dim + act_dim, hidden_sizes, act_dim)
+        self.noise_set: torch.Tensor | None = None
+
+    def actions_from_noise(self, obs: torch.Tensor, xi: torch.Tensor) -> torch.Tensor:
+        """obs (B, o), xi (B, n, d) -> actions (B, n, d)."""
+        obs = obs.unsqueeze(-2).expand(*xi.shape[:-1], obs.shape[-1])
+        return torch.tanh(self.net(torch.cat([obs, xi], dim=-1)))
+
+    def sample_noise(self, batch: int, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        p = next(self.parameters())
+        if self.noise_set is None:
+            return torch.randn(batch, n, self.act_dim, generator=generator, dtype=p.dtype).to(p.device)
+        idx = torch.randint(len(self.noise_set), (batch, n), generator=generator)
+        return self.noise_set[idx].to(device=p.device, dtype=p.dtype)
+
+    def forward(self, obs: torch.Tensor, n: int = 1, generator: torch.Generator | None = None) -> torch.Tensor:
+        """obs (B, o) -> n actions per state, (B, n, d)."""
+        return self.actions_from_noise(obs, self.sample_noise(obs.shape[0], n, generator))
