@@ -18,6 +18,7 @@ POINT_IDS = [env_id for env_id in BENCHMARK_IDS if env_id.startswith("SoftQ/Poin
 ANT_IDS = [env_id for env_id in BENCHMARK_IDS if env_id.startswith("SoftQ/Ant")]
 
 
+@pytest.mark.filterwarnings("ignore:.*infinity")  # positions are unbounded, as in MuJoCo tasks
 @pytest.mark.parametrize("env_id", BENCHMARK_IDS)
 def test_passes_gymnasium_env_checker(env_id):
     env = gym.make(env_id)
@@ -91,6 +92,16 @@ def test_maze_threshold_is_the_geometric_value_and_is_attained_only_by_the_upper
     assert upper_distance == pytest.approx(THRESHOLD_DISTANCE, abs=0.05)
     lower = drive(env, [(-6.0, -5.0), (0.0, -5.0), (8.0, 0.0)])
     assert np.linalg.norm(lower - target, axis=1).min() < 0.5
+
+
+def test_umaze_greedy_policy_is_stuck_and_the_curved_route_reaches_the_target():
+    env = gym.make("SoftQ/PointUMaze-v0").unwrapped
+    target = np.array([0.0, 8.0])
+    greedy = drive(env, [target])
+    assert greedy[-1][1] == pytest.approx(2.0)  # pressed against the inner wall
+    curved = drive(env, [(8.0, 0.0), (8.0, 8.0), target])
+    arrived = np.linalg.norm(curved - target, axis=1) < 0.5
+    assert arrived.any() and arrived.argmax() < 60  # well within the horizon of 100
 
 
 @pytest.mark.parametrize("push, wall_axis, wall_face", [((1, 0), 0, -4.0), ((0, 1), 1, 8.0)])

@@ -14,9 +14,9 @@ fine-tuned on the others without changing its input layer.
   start: side walls along +x and a back wall at x = -2. Running backward or sideways stops at a
   wall within a few metres; only +x can be sustained for the whole episode. The side walls are
   200 m long, beyond what any ant covers in 500 steps (25 s).
-  Wide: 8 m between the walls (half-width 4), ~3.5 leg spans of the ant, so many headings
-  within ~+-60 deg of +x still run for a while. Narrow: 3 m (half-width 1.5), barely wider than
-  the ant's ~2.3 m span: only headings close to +x work, and the walls can funnel the ant.
+  Wide: 8 m between the walls (half-width 4), ~3.5 leg spans of the ant: a heading 30 deg off
+  +x runs 8 m before meeting a wall. Narrow: 3 m (half-width 1.5), barely wider than the ant's
+  ~2.3 m span: the same heading meets a wall after 3 m, but the walls can funnel the ant.
 * U-maze: corridors 4 m wide around an 8 x 4 m inner wall; start (0, 0), target (0, 8), straight
   through the inner wall. Gaussian bump sigma = 4 m at the target (like the two-passage maze):
   0.14 at the start, ~0.3 pressed against the inner wall (the greedy local optimum), 1 at the
