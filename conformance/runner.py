@@ -1,0 +1,246 @@
+"""Run the conformance suite: python -m softq_conformance [--impl pkg.mod:factory] [--seed N] ...
+
+Verdict per spec: pass | fail | error | not_applicable | xfail. Exit code 0 only when nothing
+failed or errored. One bad method never stops the run: every check runs in its own try block
+under a per-check time limit (SIGALRM in the main thread, plus a deadline test before every
+adapter call).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import signal
+import sys
+import threading
+import time
+import traceback
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from .adapter import AdapterError, Checked, CheckTimeout, load_adapter
+from .registry import CHECKS, CheckFailure, Ctx, NotApplicable
+from .report import Report, SpecResult, environment_metadata, print_table, write_reports
+
+__all__ = ["run_suite", "main", "load_expected_failures", "spec_seed", "STATUSES"]
+
+STATUSES = ("pass", "fail", "error", "not_applicable", "xfail")
+
+
+def _import_checks() -> None:
+    from . import (check_agent, check_composition, check_estimator, check_sampler,  # noqa: F401
+                   check_svgd, check_tabular)
+
+
+def spec_seed(master_seed: int, spec_id: str) -> int:
+    """Fixed per-spec seed: a stable hash of (master seed, spec id), independent of run order."""
+    import hashlib
+
+    return int.from_bytes(hashlib.sha256(f"{master_seed}:{spec_id}".encode()).digest()[:8], "little") >> 1
+
+
+def load_expected_failures(path: str | Path | None) -> dict[str, str]:
+    """TOML file `[expected_failures]` with `"SPEC.id" = "reason"` entries."""
+    if path is None:
+        return {}
+    import tomllib
+
+    data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    table = data.get("expected_failures", data)
+    bad = {k: v for k, v in table.items() if not isinstance(v, str) or not v.strip()}
+    if bad:
+        raise ValueError(f"{path}: every expected failure needs a non-empty reason string; offending: {sorted(bad)}")
+    return dict(table)
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float) -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise CheckTimeout(f"check exceeded its time limit of {seconds:.0f} s")
+
+    old = signal.signal(signal.SIGALRM, handler)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def _find(exc: BaseException, kinds: tuple[type, ...]) -> BaseException | None:
+    """Hypothesis may wrap errors (ExceptionGroup for multiple distinct failures)."""
+    if isinstance(exc, kinds):
+        return exc
+    for sub in getattr(exc, "exceptions", ()) or ():
+        hit = _find(sub, kinds)
+        if hit is not None:
+            return hit
+    if exc.__cause__ is not None and exc.__cause__ is not exc:
+        return _find(exc.__cause__, kinds)
+    return None
+
+
+def _notes(exc: BaseException) -> str:
+    notes = list(getattr(exc, "__notes__", []) or [])
+    for sub in getattr(exc, "exceptions", ()) or ():
+        notes += list(getattr(sub, "__notes__", []) or [])
+    return "\n".join(n for n in notes if n.strip())
+
+
+def run_one(spec: Any, adapter: Any, master_seed: int, hyp_settings: Any, impl_ref: str,
+            time_scale: float = 1.0) -> SpecResult:
+    res = SpecResult(spec)
+    missing = [c for c in spec.capability if c not in set(getattr(adapter, "capabilities", ()))]
+    if missing:
+        res.status, res.message = "not_applicable", f"implementation does not declare capability {', '.join(missing)}"
+        return res
+    fn = CHECKS.get(spec.id)
+    if fn is None:
+        res.status, res.message = "error", f"no check is registered for spec {spec.id} (suite bug)"
+        return res
+    seed = spec_seed(master_seed, spec.id)
+    limit = spec.time_limit_s * time_scale
+    impl = Checked(adapter, deadline=time.monotonic() + limit)
+    ctx = Ctx(spec, impl, seed, hyp_settings)
+    res.repro = (f"python -m softq_conformance --impl {impl_ref} --only {spec.id} --seed {master_seed}"
+                 f" --profile {getattr(hyp_settings, '_softq_profile', 'ci')}")
+    t0 = time.perf_counter()
+    try:
+        with _time_limit(limit):
+            fn(ctx)
+        res.status = "pass"
+    except BaseException as exc:  # noqa: BLE001 - one bad method never stops the run
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        fail = _find(exc, (CheckFailure,))
+        err = _find(exc, (AdapterError, CheckTimeout))
+        notes = _notes(exc)
+        if err is not None and (fail is None or isinstance(exc, (AdapterError, CheckTimeout))):
+            res.status = "error"
+            res.message = str(err) if not isinstance(err, CheckTimeout) else (
+                f"{err} (limit {limit:.0f} s from the spec's params.time_limit_s); the last adapter call did not "
+                "return in time. Fix: make the method faster or check for an infinite loop")
+            res.detail = getattr(err, "detail", "")
+        elif fail is not None:
+            res.status = "fail"
+            res.message, res.bound, res.value = str(fail), fail.bound, fail.measured
+        elif isinstance(exc, NotApplicable):
+            res.status, res.message = "not_applicable", str(exc)
+        else:
+            res.status = "error"
+            res.message = f"check raised {type(exc).__name__}: {exc}"
+            res.detail = "".join(traceback.format_exception(exc)[-4:])
+        if notes:
+            res.repro += "\n" + notes
+    res.duration_s = time.perf_counter() - t0
+    res.measured = ctx.measured
+    return res
+
+
+@dataclass
+class RunOptions:
+    master_seed: int = 0
+    profile: str = "ci"
+    only: list[str] | None = None
+    levels: list[str] | None = None
+    expected_failures: dict[str, str] = field(default_factory=dict)
+    impl_ref: str = "softq_conformance.reference:reference"
+    time_scale: float = 1.0
+    verbose: bool = False
+
+
+def run_suite(adapter: Any, options: RunOptions | None = None) -> Report:
+    """Run every (selected) spec against `adapter`; never raises for a misbehaving implementation."""
+    from softq_specs import load_specs
+
+    from .hyp import profile_settings
+
+    opts = options or RunOptions()
+    _import_checks()
+    specs = load_specs()
+    if opts.only:
+        def hit(spec: Any, sel: str) -> bool:
+            return spec.id == sel or spec.family == sel
+
+        unknown = [s for s in opts.only if not any(hit(v, s) for v in specs.values())]
+        if unknown:
+            raise ValueError(f"--only names unknown spec ids or families {unknown}; known: {sorted(specs)}")
+        specs = {k: v for k, v in specs.items() if any(hit(v, s) for s in opts.only)}
+    if opts.levels:
+        specs = {k: v for k, v in specs.items() if v.level in opts.levels}
+    hs = profile_settings(opts.profile)
+    hs._softq_profile = opts.profile  # type: ignore[attr-defined]
+    if opts.profile != "ci":
+        from hypothesis import settings as _s
+
+        hs = _s(hs, derandomize=False)
+        hs._softq_profile = opts.profile  # type: ignore[attr-defined]
+    report = Report(adapter, environment_metadata(opts.master_seed, opts.profile))
+    known_xfail = set(opts.expected_failures)
+    for spec in specs.values():
+        if opts.profile != "ci":
+            import random
+
+            random.seed(spec_seed(opts.master_seed, spec.id))  # hypothesis draws its seed from here when not derandomized
+        r = run_one(spec, adapter, opts.master_seed, hs, opts.impl_ref, opts.time_scale)
+        if spec.id in opts.expected_failures:
+            reason = opts.expected_failures[spec.id]
+            if r.status in ("fail", "error"):
+                r.message = f"expected failure ({reason}): {r.message}"
+                r.status = "xfail"
+            elif r.status == "pass":
+                r.warnings.append(f"listed as an expected failure ({reason}) but passed: remove the entry")
+        if opts.verbose:
+            print(f"  {r.spec.id:<28} {r.status:<15} {r.duration_s:7.2f}s  {r.message[:100]}", flush=True)
+        report.results.append(r)
+    stale = sorted(known_xfail - set(load_specs()))
+    for sid in stale:
+        msg = f"expected-failures entry {sid!r} matches no spec id; remove or fix it"
+        report.warnings.append(msg)
+        warnings.warn(msg, stacklevel=2)
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m softq_conformance", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--impl", default=None, help="package.module:factory (default: $SOFTQ_CONFORMANCE_IMPL, else the reference)")
+    ap.add_argument("--seed", type=int, default=0, help="master seed; every statistical check derives its seeds from it")
+    ap.add_argument("--out", default="reports/conformance", help="report root; files go to OUT/<implementation>/")
+    ap.add_argument("--xfail", default=None, help="expected-failures TOML file (spec id = reason)")
+    ap.add_argument("--only", default=None, help="comma-separated spec ids or families (e.g. A1,C3.bandwidth)")
+    ap.add_argument("--level", default=None, help="comma-separated levels to run (operator,estimator,sampler,agent,benchmark)")
+    ap.add_argument("--profile", default="ci", choices=["ci", "thorough"], help="hypothesis profile")
+    ap.add_argument("--time-scale", type=float, default=1.0, help="multiply every per-check time limit (slow machines)")
+    ap.add_argument("--no-report", action="store_true", help="do not write report files")
+    ap.add_argument("-q", "--quiet", action="store_true")
+    args = ap.parse_args(argv)
+    import os
+
+    impl_ref = args.impl or os.environ.get("SOFTQ_CONFORMANCE_IMPL") or "softq_conformance.reference:reference"
+    adapter = load_adapter(impl_ref)
+    opts = RunOptions(master_seed=args.seed, profile=args.profile,
+                      only=[s.strip() for s in args.only.split(",")] if args.only else None,
+                      levels=[s.strip() for s in args.level.split(",")] if args.level else None,
+                      expected_failures=load_expected_failures(args.xfail), impl_ref=impl_ref,
+                      time_scale=args.time_scale, verbose=not args.quiet)
+    t0 = time.perf_counter()
+    print(f"softq-conformance: {getattr(adapter, 'name', impl_ref)} {getattr(adapter, 'version', '')} "
+          f"(seed {args.seed}, profile {args.profile})", flush=True)
+    report = run_suite(adapter, opts)
+    report.wall_time_s = time.perf_counter() - t0
+    print_table(report)
+    if not args.no_report:
+        paths = write_reports(report, Path(args.out))
+        print("report: " + ", ".join(str(p) for p in paths))
+    print(f"total wall time: {report.wall_time_s:.1f} s")
+    return report.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
