@@ -152,6 +152,7 @@ class RunOptions:
     impl_ref: str = "softq_conformance.reference:reference"
     time_scale: float = 1.0
     verbose: bool = False
+    torch_threads: int | None = 1  # small tensors: one thread is fastest and deterministic; None keeps torch's
 
 
 def run_suite(adapter: Any, options: RunOptions | None = None) -> Report:
@@ -161,11 +162,18 @@ def run_suite(adapter: Any, options: RunOptions | None = None) -> Report:
     from .hyp import profile_settings
 
     opts = options or RunOptions()
+    if opts.torch_threads is not None:
+        try:
+            import torch
+
+            torch.set_num_threads(opts.torch_threads)
+        except ImportError:  # pragma: no cover
+            pass
     _import_checks()
     specs = load_specs()
     if opts.only:
         def hit(spec: Any, sel: str) -> bool:
-            return spec.id == sel or spec.family == sel
+            return spec.id == sel or spec.family == sel or spec.family.rstrip("0123456789") == sel
 
         unknown = [s for s in opts.only if not any(hit(v, s) for v in specs.values())]
         if unknown:
@@ -217,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--level", default=None, help="comma-separated levels to run (operator,estimator,sampler,agent,benchmark)")
     ap.add_argument("--profile", default="ci", choices=["ci", "thorough"], help="hypothesis profile")
     ap.add_argument("--time-scale", type=float, default=1.0, help="multiply every per-check time limit (slow machines)")
+    ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads during the run (0: leave torch's default)")
     ap.add_argument("--no-report", action="store_true", help="do not write report files")
     ap.add_argument("-q", "--quiet", action="store_true")
     args = ap.parse_args(argv)
@@ -228,7 +237,8 @@ def main(argv: list[str] | None = None) -> int:
                       only=[s.strip() for s in args.only.split(",")] if args.only else None,
                       levels=[s.strip() for s in args.level.split(",")] if args.level else None,
                       expected_failures=load_expected_failures(args.xfail), impl_ref=impl_ref,
-                      time_scale=args.time_scale, verbose=not args.quiet)
+                      time_scale=args.time_scale, verbose=not args.quiet,
+                      torch_threads=args.threads or None)
     t0 = time.perf_counter()
     print(f"softq-conformance: {getattr(adapter, 'name', impl_ref)} {getattr(adapter, 'version', '')} "
           f"(seed {args.seed}, profile {args.profile})", flush=True)
