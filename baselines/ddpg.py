@@ -127,6 +127,9 @@ class DDPG:
         }
 
     def load_state_dict(self, state: dict) -> None:
+        # Optimizer.load_state_dict keeps Adam's `step` tensors by reference: copy, or two agents
+        # loaded from one state dict would share (and double-count) their step counters.
+        state = copy.deepcopy(state)
         self.q.load_state_dict(state["q"])
         self.q_target.load_state_dict(state["q_target"])
         self.actor.load_state_dict(state["actor"])

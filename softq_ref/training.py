@@ -221,10 +221,10 @@ def train(agent, env_id: str, total_steps: int, seed: int, out_dir: str | os.Pat
             with _agent_state_preserved(agent):
                 row.update(evaluate(agent))
         rows.append(row)
+        if s["total_steps"] % config.epoch_length == 0:  # a partial final epoch keeps accumulating on resume
+            s["epoch_returns"], s["epoch_q_losses"], s["epoch_policy_losses"] = [], [], []
         _write_metrics(metrics_path, rows)  # rows first: a crash before the checkpoint drops them on resume
         save_checkpoint()
-        if s["total_steps"] % config.epoch_length == 0:
-            s["epoch_returns"], s["epoch_q_losses"], s["epoch_policy_losses"] = [], [], []
 
     t0 = time.perf_counter()
     bar = tqdm(total=total_steps, initial=s["total_steps"], disable=not progress or not sys.stderr.isatty(),
