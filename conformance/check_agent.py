@@ -1,1 +1,198 @@
-"""placeholder"""
+"""Algorithm 1 as a whole: white-box agent specs (capability agent) and black-box trainer specs."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from scipy.integrate import trapezoid
+
+from .adapter import Arr
+from .check_svgd import own_bandwidth, own_direction
+from .registry import Ctx, check
+from .tasks import bandit_task, multigoal_task, optimum_cell_masses
+
+
+def _scales(ctx: Ctx, alpha: float) -> tuple[float, float]:
+    """(internal alpha, reward scale) under the declared temperature convention."""
+    return (1.0, 1.0 / alpha) if ctx.conventions["temperature_mode"] == "reward_scale" else (alpha, 1.0)
+
+
+def _batch(rng, B, o, d, reward=None, terminated=0.0):
+    f = lambda x: torch.as_tensor(np.asarray(x, dtype=np.float32))  # noqa: E731
+    return {"obs": f(rng.normal(size=(B, o))), "action": f(rng.uniform(-1, 1, (B, d))),
+            "reward": f(rng.normal(3.0, 2.0, B) if reward is None else reward),
+            "next_obs": f(rng.normal(size=(B, o))), "terminated": f(np.full(B, terminated))}
+
+
+def _q(ctx: Ctx, agent, obs, act, target):
+    B = obs.shape[0]
+    return ctx.impl.call("q_values", agent, obs, act, target, returns=Arr((B,), "one Q value per (s, a) row", dtype="float"))
+
+
+def _y(ctx: Ctx, agent, batch):
+    B = batch["reward"].shape[0]
+    return ctx.impl.call("td_target", agent, batch, returns=Arr((B,), "one TD target per transition", dtype="float"))
+
+
+@check("ALG1.target_frozen")
+def alg1_target_frozen(ctx: Ctx) -> None:
+    alpha = 0.5
+    a_int, scale = _scales(ctx, alpha)
+    rng = ctx.rng()
+    agent = ctx.impl.raw("make_agent", 2, 1, alpha, 0.9, ctx.sub_seed())
+    probe = _batch(rng, 32, 2, 1)
+    t0, o0 = _q(ctx, agent, probe["obs"], probe["action"], True), _q(ctx, agent, probe["obs"], probe["action"], False)
+    for _ in range(ctx.params["updates"]):
+        ctx.impl.raw("q_update", agent, _batch(rng, 64, 2, 1))
+    t1, o1 = _q(ctx, agent, probe["obs"], probe["action"], True), _q(ctx, agent, probe["obs"], probe["action"], False)
+    ctx.measure("online Q change", float(np.abs(o1 - o0).max()))
+    ctx.le("max |Q_target after q_update - before|", float(np.abs(t1 - t0).max()), 0.0,
+           "target parameters theta-bar must stay frozen between syncs")
+    if not np.abs(o1 - o0).max() > 0:
+        ctx.fail("q_update did not change the online Q at all", 0.0, "> 0")
+    ctx.impl.raw("sync_target", agent)
+    t2 = _q(ctx, agent, probe["obs"], probe["action"], True)
+    ctx.close("Q_target after sync_target vs online Q", t2, o1, 1e-6 * (1 + np.abs(o1).max()))
+    term = _batch(rng, 16, 2, 1, terminated=1.0)
+    y = _y(ctx, agent, term)
+    ctx.close("TD target of terminal transitions vs reward_scale * r", y, scale * term["reward"].numpy(),
+              1e-5 * (1 + np.abs(y).max()))
+
+
+@check("ALG1.td_target_eq10")
+def alg1_td_target(ctx: Ctx) -> None:
+    p = ctx.params
+    alpha, gamma = 0.5, 0.9
+    a_int, scale = _scales(ctx, alpha)
+    rng = ctx.rng()
+    agent = ctx.impl.raw("make_agent", 2, 1, alpha, gamma, ctx.sub_seed())
+    for _ in range(20):  # move the online network away from the target
+        ctx.impl.raw("q_update", agent, _batch(rng, 64, 2, 1, reward=rng.normal(5.0, 2.0, 64)))
+    S = p["states"]
+    s_next = rng.normal(size=(S, 2)).astype(np.float32)
+    grid = np.linspace(-1, 1, p["grid_points"])
+    logZ = {}
+    for tgt in (True, False):
+        obs = torch.as_tensor(np.repeat(s_next, len(grid), 0))
+        act = torch.as_tensor(np.tile(grid, S)[:, None].astype(np.float32))
+        q = _q(ctx, agent, obs, act, tgt).reshape(S, -1) / a_int
+        mx = q.max(1, keepdims=True)
+        logZ[tgt] = mx[:, 0] + np.log(trapezoid(np.exp(q - mx), x=grid, axis=1))
+    vhat = np.zeros((p["repetitions"], S))
+    r = rng.normal(size=S).astype(np.float32)
+    for i in range(p["repetitions"]):
+        b = {"obs": torch.as_tensor(rng.normal(size=(S, 2)).astype(np.float32)),
+             "action": torch.as_tensor(rng.uniform(-1, 1, (S, 1)).astype(np.float32)),
+             "reward": torch.as_tensor(r), "next_obs": torch.as_tensor(s_next), "terminated": torch.zeros(S)}
+        vhat[i] = (_y(ctx, agent, b) - scale * r) / gamma
+    z = ctx.z(S)
+    w = np.exp(vhat / a_int - logZ[True])
+    mean, se = w.mean(0), w.std(0, ddof=1) / math.sqrt(p["repetitions"])
+    sep = np.abs(logZ[False] - logZ[True])
+    ctx.measure("mean exp(V_hat/alpha)/Z_target per state", np.round(mean, 5))
+    ctx.measure("|log Z_online - log Z_target| per state", np.round(sep, 5))
+    for s in range(S):
+        ctx.le(f"|mean exp(V_hat/alpha) / Z_target - 1| (state {s})", abs(mean[s] - 1), z * se[s] + 1e-6,
+               f"ratio {mean[s]:.5g} (SE {se[s]:.2g}); Z_online/Z_target = {math.exp(logZ[False][s] - logZ[True][s]):.4g}; "
+               "M or 2^d off means a missing -log M or d log 2, Z_online/Z_target means the online network is used")
+    if not np.all(sep > 2 * z * se.max()):
+        ctx.fail("after 20 q_update calls the online and target soft values are indistinguishable, so the target "
+                 "network's use cannot be verified; q_update must move the online Q", float(sep.min()), 2 * z * se.max())
+
+
+def _fd_grad_q(ctx: Ctx, agent, obs, a, eps=1e-3):
+    B, n, d = a.shape
+    g = np.zeros_like(a)
+    ob = torch.as_tensor(np.repeat(obs, n, 0))
+    for k in range(d):
+        e = np.zeros(d, np.float32)
+        e[k] = eps
+        qp = _q(ctx, agent, ob, torch.as_tensor((a + e).reshape(-1, d)), False)
+        qm = _q(ctx, agent, ob, torch.as_tensor((a - e).reshape(-1, d)), False)
+        g[..., k] = ((qp - qm) / (2 * eps)).reshape(B, n)
+    return g
+
+
+@check("ALG1.policy_update_eq13")
+def alg1_policy_update(ctx: Ctx) -> None:
+    p = ctx.params
+    alpha = 0.5
+    a_int, _ = _scales(ctx, alpha)
+    rng = ctx.rng()
+    agent = ctx.impl.raw("make_agent", 2, 2, alpha, 0.9, ctx.sub_seed())
+    for _ in range(10):
+        ctx.impl.raw("q_update", agent, _batch(rng, 64, 2, 2))
+    B, n = p["states"], p["particles"]
+    cos = []
+    for _ in range(p["repetitions"]):
+        obs = rng.normal(size=(B, 2)).astype(np.float32)
+        xi = torch.as_tensor(rng.normal(size=(B, n, 2)).astype(np.float32))
+        a0 = ctx.impl.call("actions_from_noise", agent, torch.as_tensor(obs), xi,
+                           returns=Arr((B, n, 2), "actions a = f(xi; s)", dtype="float"))
+        g = _fd_grad_q(ctx, agent, obs, a0.astype(np.float32))
+        if ctx.conventions["squash_correction"] == "tanh_log_det":
+            g = g + a_int * (-2 * a0 / (1 - a0**2 + 1e-6))
+        h = own_bandwidth(a0, a0, ctx.conventions["bandwidth_rule"])
+        want = own_direction(a0, a0, g, a_int, h)
+        batch = _batch(rng, B, 2, 2)
+        batch["obs"] = torch.as_tensor(obs)
+        ctx.impl.raw("policy_update", agent, batch)
+        a1 = ctx.impl.call("actions_from_noise", agent, torch.as_tensor(obs), xi,
+                           returns=Arr((B, n, 2), "actions a = f(xi; s)", dtype="float"))
+        da = (a1 - a0).ravel()
+        c = float(da @ want.ravel() / (np.linalg.norm(da) * np.linalg.norm(want) + 1e-30))
+        cos.append(c)
+    ctx.measure("cosine(Delta a, eq. 13 direction) per update", np.round(cos, 4))
+    ctx.le("-(mean cosine between the particle change and eq. 13)", -float(np.mean(cos)), -p["min_alignment"],
+           "the sampler must move its particles along the eq. 13 direction (a negative value: wrong sign)")
+
+
+@check("ALG1.bandit_optimum")
+def alg1_bandit(ctx: Ctx) -> None:
+    p = ctx.params
+    task = bandit_task()
+    policy = ctx.impl.raw("train", task, p["train_steps"], p["alpha"], ctx.sub_seed())
+    N = p["samples"]
+    a = ctx.impl.call("sample_policy", policy, np.zeros((1, 1), np.float32), N,
+                      returns=Arr((1, N, 1), "N actions for the one state", dtype="float"))[0, :, 0]
+    edges = np.linspace(-1, 1, 9)
+    pc = optimum_cell_masses(p["alpha"], edges, ctx.conventions["squash_correction"])
+    ph = np.histogram(np.clip(a, -1, 1), edges)[0] / N
+    ctx.measure("optimum cell masses", np.round(pc, 4))
+    ctx.measure("sampled cell masses", np.round(ph, 4))
+    z = ctx.z(len(pc) + 1)
+    for i in range(len(pc)):
+        ctx.le(f"|p_hat - p| on cell [{edges[i]:.2f}, {edges[i + 1]:.2f}]", abs(ph[i] - pc[i]),
+               p["eps"] + z * math.sqrt(pc[i] * (1 - pc[i]) / N))
+    pos_t = pc[4:].sum()
+    ctx.le("|mass(a > 0) - optimum|", abs(float((a > 0).mean()) - pos_t), p["eps"] + z * math.sqrt(pos_t * (1 - pos_t) / N))
+
+
+@check("ALG1.multigoal_coverage")
+def alg1_multigoal(ctx: Ctx) -> None:
+    from softq_ref.envs.multigoal import GOALS
+
+    p = ctx.params
+    task = multigoal_task()
+    policy = ctx.impl.raw("train", task, p["train_steps"], 10.0, ctx.sub_seed())
+    env = task.make_env()
+    reached = np.zeros(len(GOALS), int)
+    for ep in range(p["episodes"]):
+        obs, _ = env.reset(seed=ctx.sub_seed(ep + 1))
+        for _ in range(task.horizon):
+            a = ctx.impl.call("sample_policy", policy, obs[None].astype(np.float32), 1,
+                              returns=Arr((1, 1, task.act_dim), "one action", dtype="float"))[0, 0]
+            obs, _, term, trunc, _ = env.step(a.astype(np.float32))
+            if term or trunc:
+                break
+        d = np.linalg.norm(GOALS - obs[:2], axis=1)
+        if d.min() < 1.0:
+            reached[int(d.argmin())] += 1
+    env.close()
+    ctx.measure("episodes reaching each goal", reached)
+    n_goals = int((reached > 0).sum())
+    ctx.measure("goals reached", n_goals)
+    if n_goals < p["min_goals"]:
+        ctx.fail(f"the trained policy reached {n_goals} distinct goal(s) in {p['episodes']} episodes; expected at least "
+                 f"{p['min_goals']} of 4 (a max-ent policy keeps several modes)", n_goals, p["min_goals"])

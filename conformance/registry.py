@@ -72,6 +72,7 @@ class Ctx:
     impl: Checked
     seed: int
     hyp_settings: Any = None
+    master_seed: int = 0
 
     def __post_init__(self) -> None:
         self.params: dict[str, Any] = dict(self.spec.params)

@@ -106,7 +106,7 @@ def run_one(spec: Any, adapter: Any, master_seed: int, hyp_settings: Any, impl_r
     seed = spec_seed(master_seed, spec.id)
     limit = spec.time_limit_s * time_scale
     impl = Checked(adapter, deadline=time.monotonic() + limit)
-    ctx = Ctx(spec, impl, seed, hyp_settings)
+    ctx = Ctx(spec, impl, seed, hyp_settings, master_seed)
     res.repro = (f"python -m softq_conformance --impl {impl_ref} --only {spec.id} --seed {master_seed}"
                  f" --profile {getattr(hyp_settings, '_softq_profile', 'ci')}")
     t0 = time.perf_counter()
