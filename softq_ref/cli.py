@@ -139,8 +139,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"argument --out: {out} already holds a run (checkpoint.pt); pass --resume to continue it "
                      "or choose another --out")
     try:
-        if args.resume and args.preset is None and not args.overrides and (out / "config.json").exists():
-            config = SQLConfig.from_dict(json.loads((out / "config.json").read_text())).validate()  # the run's own config
+        if args.resume and args.preset is None and (out / "config.json").exists():
+            # The run's own config; --set on a resume may only restate it (train() rejects changes).
+            saved = SQLConfig.from_dict(json.loads((out / "config.json").read_text()))
+            config = saved.replace(**parse_set(args.overrides)).validate()
         else:
             config = preset(args.preset or "paper", **parse_set(args.overrides))
     except ConfigError as e:

@@ -170,8 +170,9 @@ def train(agent, env_id: str, total_steps: int, seed: int, out_dir: str | os.Pat
         mismatch = {k: (ckpt[k], v) for k, v in [("algo", agent.algo), ("env_id", env_id), ("seed", seed)] if ckpt[k] != v}
         diff = {k: (v, config.to_dict()[k]) for k, v in ckpt["config"].items() if config.to_dict().get(k) != v}
         if mismatch or diff:
-            raise ConfigError(f"cannot resume {out}: checkpoint differs in {mismatch or ''}{diff or ''} "
-                              "(as (checkpoint, requested)); resume with the original algo, env, seed and config")
+            what = "; ".join(f"{k}: checkpoint {a!r}, requested {b!r}" for k, (a, b) in {**mismatch, **diff}.items())
+            raise ConfigError(f"cannot resume {out}, the requested run differs from its checkpoint in {what}; "
+                              "resume with the original algo, env, seed and config")
         if total_steps < ckpt["state"]["total_steps"]:
             raise ConfigError(f"total_steps = {total_steps} is below the checkpoint's {ckpt['state']['total_steps']} steps")
         agent.load_state_dict(ckpt["agent"])

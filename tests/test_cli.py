@@ -4,10 +4,20 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from softq_ref.cli import main, parse_set
 from softq_ref.config import ConfigError
 from softq_ref.training import read_metrics
+
+
+@pytest.fixture(autouse=True)
+def float32_default():
+    """tests/test_svgd.py sets torch's default dtype to float64 at import; the agents are float32."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float32)
+    yield
+    torch.set_default_dtype(old)
 
 TINY = ["--set", "hidden_sizes=16,16", "--set", "min_replay_size=32", "--set", "batch_size=16",
         "--set", "epoch_length=50", "--set", "svgd_particles=8", "--set", "value_samples=8",
@@ -82,7 +92,7 @@ def test_tiny_run_via_subprocess_then_resume(tmp_path, capsys):
     capsys.readouterr()
     with pytest.raises(SystemExit) as exc:
         main(argv)
-    assert exc.value.code == 2 and "'alpha'" in capsys.readouterr().err
+    assert exc.value.code == 2 and "alpha: checkpoint 0.1, requested 3.0" in capsys.readouterr().err
 
 
 def test_ddpg_run_in_process(tmp_path, capsys):
