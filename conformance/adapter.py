@@ -195,7 +195,7 @@ def load_adapter(spec: str | None = None) -> Any:
     obj = importlib.import_module(mod_name)
     for part in attr.split("."):
         obj = getattr(obj, part)
-    adapter = obj() if callable(obj) and not hasattr(obj, "capabilities") else obj
+    adapter = obj() if isinstance(obj, type) or (callable(obj) and not hasattr(obj, "capabilities")) else obj
     caps = getattr(adapter, "capabilities", None)
     if caps is None:
         raise TypeError(f"{spec} produced {type(adapter).__name__} without a `capabilities` attribute; "
