@@ -13,7 +13,6 @@ import torch
 from scipy.special import logsumexp
 
 from softq_ref import tabular
-from softq_ref.config import SQLConfig
 from softq_ref.networks import SamplingNetwork
 from softq_ref.sampler import train_sampler
 from softq_ref.soft_value import soft_value_uniform_box
@@ -224,4 +223,3 @@ class PolicyUpdateWrongSign(Mutant):
 
 
 MUTANTS: dict[str, type[Mutant]] = {cls.__name__: cls for cls in Mutant.__subclasses__()}
-_ = SQLConfig  # re-exported for users writing their own mutants

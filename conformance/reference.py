@@ -1,8 +1,6 @@
 """The reference adapter: softq_ref exposed through the conformance protocol (all capabilities)."""
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch
 
@@ -142,7 +140,3 @@ class ReferenceAdapter:
 
 def reference() -> ReferenceAdapter:
     return ReferenceAdapter()
-
-
-def _unused(*_: Any) -> None:  # pragma: no cover
-    pass

@@ -1,7 +1,6 @@
 """Small tasks with known max-ent optima for the black-box (trainer) specs."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -77,6 +76,3 @@ def optimum_cell_masses(alpha: float, edges: np.ndarray, squash: str = "none", g
     cdf = np.concatenate([[0.0], np.cumsum((p[1:] + p[:-1]) / 2 * np.diff(a))])
     cdf /= cdf[-1]
     return np.diff(np.interp(edges, a, cdf))
-
-
-_ = math  # keep import for users extending tasks
