@@ -170,6 +170,7 @@ class SoftQLearning:
         }
 
     def load_state_dict(self, state: dict) -> None:
+        state = copy.deepcopy(state)  # optimizers adopt tensors they are given; never share them with the caller
         self.q.load_state_dict(state["q"])
         self.q_target.load_state_dict(state["q_target"])
         self.sampler.load_state_dict(state["sampler"])

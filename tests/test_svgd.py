@@ -9,7 +9,15 @@ from scipy import integrate
 from softq_ref.svgd import (BandwidthRule, linear_kernel, median_bandwidth, pairwise_sq_dists, rbf_kernel,
                             run_particle_svgd, svgd_direction)
 
-torch.set_default_dtype(torch.float64)
+
+@pytest.fixture(autouse=True)
+def float64_default():
+    """Exact fixed points need float64; restore the default so later tests build float32 networks."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
+
 
 
 def test_rbf_kernel_gradient_matches_autograd():
