@@ -151,7 +151,7 @@ def alg1_policy_update(ctx: Ctx) -> None:
 @check("ALG1.bandit_optimum")
 def alg1_bandit(ctx: Ctx) -> None:
     p = ctx.params
-    task = bandit_task()
+    task = bandit_task(p["alpha"])
     policy = ctx.impl.raw("train", task, p["train_steps"], p["alpha"], ctx.sub_seed())
     N = p["samples"]
     a = ctx.impl.call("sample_policy", policy, np.zeros((1, 1), np.float32), N,
