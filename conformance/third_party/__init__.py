@@ -1,0 +1,1 @@
+"""Adapters wrapping third-party implementations (optional extras)."""

@@ -1,0 +1,1 @@
+"""Regression benchmarks reproducing the paper experiments (tiers smoke / ci / paper)."""

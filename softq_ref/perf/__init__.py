@@ -1,0 +1,1 @@
+"""Speed and memory measurements of the reference (`nox -s perf`)."""
