@@ -44,6 +44,7 @@ class SQLConfig:
     hidden_sizes: tuple[int, ...] = (200, 200)
     target_update_interval: int = 1000  # hard copy (tau = 1) every this many env steps
     epoch_length: int = 10_000
+    epochs: int = 500  # D.1: 500 epochs, multi-goal 100, fine-tuning 200 (the paper tier's budget)
     max_episode_steps: int | None = None  # None: the environment's own time limit
     # -- soft value, eq. 10 --------------------------------------------------------------------
     value_samples: int = 50  # K_V in D.1
@@ -121,6 +122,7 @@ class SQLConfig:
              "a non-empty tuple of positive layer widths")
         need(self.target_update_interval >= 1, "target_update_interval", "an integer >= 1 (env steps)")
         need(self.epoch_length >= 1, "epoch_length", "an integer >= 1")
+        need(isinstance(self.epochs, int) and self.epochs >= 1, "epochs", "an integer >= 1")
         need(self.value_samples >= 1, "value_samples", "an integer >= 1 (K_V)")
         need(self.value_proposal in VALUE_PROPOSALS, "value_proposal", f"one of {VALUE_PROPOSALS}")
         need(isinstance(self.svgd_particles, int) and self.svgd_particles >= 2, "svgd_particles",
@@ -146,19 +148,19 @@ class SQLConfig:
 # Appendix D.1, per task. `ci` variants are documented reductions for the test suite.
 PRESETS: dict[str, SQLConfig] = {
     "paper": SQLConfig(),
-    "multigoal_paper": SQLConfig(alpha=10.0, svgd_particles=100, epoch_length=10_000,
+    "multigoal_paper": SQLConfig(alpha=10.0, svgd_particles=100, epoch_length=10_000, epochs=100,
                                  notes={"source": "D.1: alpha 10, K = M = 100, 100 epochs"}),
     "swimmer_paper": SQLConfig(alpha=0.1, target_update_interval=5000,
                                notes={"source": "D.1: alpha 0.1, target frozen 5000 steps"}),
     "maze_paper": SQLConfig(alpha=0.1),
     "pretrain_paper": SQLConfig(alpha=0.1),
-    "finetune_paper": SQLConfig(alpha=0.1, finetune_epochs=20, finetune_alpha_final=1e-3,
+    "finetune_paper": SQLConfig(alpha=0.1, epochs=200, finetune_epochs=20, finetune_alpha_final=1e-3,
                                 finetune_noise_set_size=32,
                                 notes={"source": "D.1: alpha annealed log-linearly to 1e-3 within 20 epochs"}),
     # CI-sized multi-goal: smaller networks and pool so that ~a minute of CPU shows the effect.
     "multigoal_ci": SQLConfig(alpha=10.0, svgd_particles=32, hidden_sizes=(64, 64), q_lr=3e-3, policy_lr=1e-3,
                               min_replay_size=500, replay_size=100_000, target_update_interval=200,
-                              epoch_length=1000, batch_size=64,
+                              epoch_length=1000, epochs=6, batch_size=64,
                               notes={"source": "reduced multigoal_paper for CI"}),
 }
 

@@ -124,6 +124,7 @@ def test_presets_follow_appendix_d1():
     mg = preset("multigoal_paper")
     assert (mg.alpha, mg.svgd_particles, mg.batch_size, mg.q_lr, mg.policy_lr) == (10.0, 100, 64, 1e-3, 1e-4)
     assert preset("swimmer_paper").target_update_interval == 5000
+    assert (preset("paper").epochs, mg.epochs, preset("finetune_paper").epochs) == (500, 100, 200)
     assert (preset("paper").value_samples, preset("paper").hidden_sizes) == (50, (200, 200))
 
 
