@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from .adapter import AdapterError, Checked, CheckTimeout, load_adapter
+from .adapter import DEFAULT_CONVENTIONS, AdapterError, Checked, CheckTimeout, load_adapter
 from .registry import CHECKS, CheckFailure, Ctx, NotApplicable
 from .report import Report, SpecResult, environment_metadata, print_table, write_reports
 
@@ -98,6 +98,11 @@ def run_one(spec: Any, adapter: Any, master_seed: int, hyp_settings: Any, impl_r
     missing = [c for c in spec.capability if c not in set(getattr(adapter, "capabilities", ()))]
     if missing:
         res.status, res.message = "not_applicable", f"implementation does not declare capability {', '.join(missing)}"
+        return res
+    conv = {**DEFAULT_CONVENTIONS, **dict(getattr(adapter, "conventions", {}) or {})}
+    if spec.extra.get("requires_temperature") and conv["temperature_mode"] == "none":
+        res.status, res.message = "not_applicable", ("implementation declares temperature_mode = none (no entropy "
+                                                     "temperature); this spec's target depends on alpha")
         return res
     fn = CHECKS.get(spec.id)
     if fn is None:
