@@ -36,3 +36,27 @@ def conformance(session: nox.Session) -> None:
     """
     _install(session, "test")
     session.run("python", "-m", "softq_conformance", *session.posargs)
+
+
+@nox.session
+def benchmark(session: nox.Session) -> None:
+    """Run a benchmark matrix and decide the paper's claims (softq_ref/benchmarks/README.md).
+
+    `nox -s benchmark -- --tier ci --tasks multigoal,swimmer --seeds 5 --out runs/`;
+    `--executor ray` installs the `ray` extra and sends the runs to a Ray cluster.
+    """
+    extras = ["ray"] if "ray" in session.posargs or "--executor=ray" in session.posargs else []
+    _install(session, *extras)
+    session.run("python", "-m", "softq_ref.benchmarks", *session.posargs)
+
+
+@nox.session
+def perf(session: nox.Session) -> None:
+    """Speed and memory of the reference; writes reports/perf/perf.json and perf.md (softq_ref/perf/README.md).
+
+    `nox -s perf -- --device cuda` measures on a GPU; `-- --before reports/perf/perf_before.json`
+    shows an earlier run beside this one. Installs the `sb3` extra for the DDPG comparison.
+    """
+    _install(session, "sb3")
+    args = session.posargs or ["--out", "reports/perf", "--before", "reports/perf/perf_before.json"]
+    session.run("python", "-m", "softq_ref.perf", *args)
