@@ -58,8 +58,8 @@ class DDPG:
         self.q_target = copy.deepcopy(self.q).requires_grad_(False)
         self.actor = DeterministicActor(obs_dim, act_dim, config.hidden_sizes).to(self.device)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
-        self.q_optimizer = torch.optim.Adam(self.q.parameters(), lr=config.q_lr)  # D.1: 1e-3
-        self.policy_optimizer = torch.optim.Adam(self.actor.parameters(), lr=config.policy_lr)  # D.1: 1e-4
+        self.q_optimizer = torch.optim.Adam(self.q.parameters(), lr=config.q_lr, foreach=True)  # D.1: 1e-3
+        self.policy_optimizer = torch.optim.Adam(self.actor.parameters(), lr=config.policy_lr, foreach=True)  # D.1: 1e-4
         self.ou = OUNoise(act_dim, config.ou_theta, config.ou_sigma)
 
     # -- acting ----------------------------------------------------------------------------------

@@ -59,8 +59,8 @@ class SoftQLearning:
         self.q = QNetwork(obs_dim, act_dim, config.hidden_sizes).to(self.device)
         self.q_target = copy.deepcopy(self.q).requires_grad_(False)
         self.sampler = SamplingNetwork(obs_dim, act_dim, config.hidden_sizes).to(self.device)
-        self.q_optimizer = torch.optim.Adam(self.q.parameters(), lr=config.q_lr)
-        self.policy_optimizer = torch.optim.Adam(self.sampler.parameters(), lr=config.policy_lr)
+        self.q_optimizer = torch.optim.Adam(self.q.parameters(), lr=config.q_lr, foreach=True)
+        self.policy_optimizer = torch.optim.Adam(self.sampler.parameters(), lr=config.policy_lr, foreach=True)
         self.ou = OUNoise(act_dim, config.ou_theta, config.ou_sigma) if config.exploration_noise == "ou" else None
         self.alpha = float(config.alpha)
         self.initial_alpha = self.alpha

