@@ -145,7 +145,7 @@ def test_bad_result_files_are_reported_not_crashing(tmp_path):
 def test_cli_usage_errors_and_dry_run(capsys, tmp_path):
     assert cli_main(["--tier", "ci", "--tasks", "nope", "--dry-run"]) == 2
     assert cli_main(["--tier", "ci", "--seeds", "5", "--dry-run"]) == 0
-    assert "85 runs" in capsys.readouterr().out
+    assert "70 runs" in capsys.readouterr().out
     with pytest.raises(runner.RunnerError, match="unknown executor"):
         runner.run_matrix([], tmp_path, "dask")
 
@@ -230,3 +230,13 @@ def test_every_claim_spec_is_decided_from_synthetic_results():
     assert out == {"CLAIM.5_1.multigoal_modes": "reproduced", "CLAIM.5_2.swimmer_forward": "inconclusive",
                    "CLAIM.5_2.maze_passage": "inconclusive", "CLAIM.5_3.finetune_faster": "reproduced"}
     assert "reproduced" in claims.render_markdown(claims.evaluate_claims(results))
+
+
+def test_full_smoke_tier_every_task_both_bodies(tmp_path):
+    """The whole smoke tier (30 runs, 200 steps each, ant tasks included; ~30 s inline) gives valid results."""
+    runs = tiers.matrix("smoke", None, [0])
+    s = runner.run_matrix(runs, tmp_path, "inline", progress=False)
+    assert {o["status"] for o in s["outcomes"].values()} == {"completed"}, s
+    res, problems = _results(tmp_path)
+    assert problems == [] and len(res) == len(runs) == 30
+    assert {v.claim for v in claims.evaluate_claims(list(res.values()))} == set(claims.VERDICTS)
