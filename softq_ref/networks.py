@@ -10,11 +10,13 @@ __all__ = ["mlp", "QNetwork", "SamplingNetwork"]
 
 
 def mlp(in_dim: int, hidden_sizes: Sequence[int], out_dim: int) -> nn.Sequential:
-    """ReLU MLP (D.1: two hidden layers of 200 units). The ReLUs act in place on the Linear outputs,
-    which nothing else reads (Linear's backward needs its input, not its output)."""
+    """ReLU MLP (D.1: two hidden layers of 200 units).
+
+    Not in-place ReLU: same numbers, but measured ~10% slower in the full update here (perf A/B).
+    """
     layers: list[nn.Module] = []
     for width in hidden_sizes:
-        layers += [nn.Linear(in_dim, int(width)), nn.ReLU(inplace=True)]  # in place: same values, no new buffer
+        layers += [nn.Linear(in_dim, int(width)), nn.ReLU()]
         in_dim = int(width)
     layers.append(nn.Linear(in_dim, out_dim))
     return nn.Sequential(*layers)
