@@ -1,0 +1,374 @@
+"""The measurements behind `nox -s perf` / `python -m softq_ref.perf`.
+
+Every timing is a median over repeats; the 1-minute load average is read before each repeat and
+stored next to the figure (the machine is shared: load > 1.5 marks a figure as contended). The
+matmul rate is measured interleaved with the update it is compared to, at the update's own shapes.
+"""
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing as mp
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from ..config import SQLConfig
+from .flops import MatmulReplay, count_flops, record_matmuls
+
+__all__ = ["SETTINGS", "run", "resolve_device", "machine_info"]
+
+CONTENDED_LOAD = 1.5
+SWIMMER = "SoftQ/SwimmerFinishLine-v0"
+OBS_DIM, ACT_DIM = 10, 2  # the swimmer's observation and action sizes
+
+# "paper": Appendix D.1 (batch 64, K = M = 32 sampler particles split 16 fixed / 16 updated, Kv = 50
+# value samples, 2 x 200 ReLU). "authors_code": the later public softqlearning code for the MuJoCo
+# tasks (shared notes, reference-code-facts.md "Later code": K = M = 16, batch 128; 2 x 128 layers,
+# the layer size of that code's experiment scripts; one shared set of value draws, tanh log-det
+# correction, reward-scale temperature). Here "K" = kernel particles (16, split 8/8), "M" = value draws.
+SETTINGS: dict[str, SQLConfig] = {
+    "paper": SQLConfig(),
+    "authors_code": SQLConfig(batch_size=128, svgd_particles=16, value_samples=16, hidden_sizes=(128, 128),
+                              value_proposal="uniform_shared", squash_correction="tanh_log_det",
+                              temperature_mode="reward_scale", alpha=1.0 / 30.0),
+}
+TINY = SQLConfig(batch_size=8, svgd_particles=4, value_samples=4, hidden_sizes=(16, 16), min_replay_size=8,
+                 replay_size=1000)
+
+
+def resolve_device(device: str) -> torch.device:
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda was requested but torch.cuda.is_available() is False "
+                           f"(torch {torch.__version__}, built with CUDA {torch.version.cuda}); use --device cpu")
+    return dev
+
+
+def _sync(device: torch.device) -> Callable[[], None]:
+    return torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+
+def _load() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _version(dist: str) -> str:
+    try:
+        return importlib_metadata.version(dist)
+    except importlib_metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def machine_info(device: torch.device) -> dict[str, Any]:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
+                                capture_output=True, text=True, timeout=10).stdout.strip() or "unknown"
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "softq_ref", "baselines", ":(exclude)softq_ref/perf"],
+                               cwd=Path(__file__).resolve().parent, capture_output=True, text=True,
+                               timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit, dirty = "unknown", ""
+    info = {
+        "cpu_model": _cpu_model(), "logical_cpus": os.cpu_count(), "platform": platform.platform(),
+        "git_commit": commit, "git_dirty_reference": bool(dirty), "command": sys.argv,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "device": str(device),
+        "versions": {"python": sys.version.split()[0], "torch": torch.__version__,
+                     **{d: _version(d) for d in ("numpy", "gymnasium", "mujoco", "stable-baselines3")}},
+        "torch_config": {"mkldnn": torch.backends.mkldnn.is_available(), "mkl": torch.backends.mkl.is_available()},
+    }
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def _batches(n: int, B: int, o: int, d: int, seed: int = 0, lead: tuple[int, ...] = ()) -> list[dict]:
+    g = torch.Generator().manual_seed(seed)
+    return [{"obs": torch.randn(*lead, B, o, generator=g), "action": torch.rand(*lead, B, d, generator=g) * 2 - 1,
+             "reward": torch.randn(*lead, B, generator=g), "next_obs": torch.randn(*lead, B, o, generator=g),
+             "terminated": (torch.rand(*lead, B, generator=g) < 0.05).float()} for _ in range(n)]
+
+
+def _timed(fn: Callable[[], Any], n: int, sync: Callable[[], None]) -> float:
+    sync()
+    t0 = time.perf_counter()
+    for _ in range(n):
+        fn()
+    sync()
+    return (time.perf_counter() - t0) / n
+
+
+def _med(xs: list[float]) -> float:
+    return float(statistics.median(xs))
+
+
+def _loadinfo(loads: list[float]) -> dict[str, Any]:
+    return {"load_1min": loads, "load_1min_median": _med(loads), "contended": max(loads) > CONTENDED_LOAD}
+
+
+# -- SQL update vs the matmul rate --------------------------------------------------------------------
+def sql_update(config: SQLConfig, device: torch.device, repeats: int, n: int, threads: int) -> dict[str, Any]:
+    from ..sql import SoftQLearning
+
+    torch.set_num_threads(threads)
+    cfg = config.replace(device=str(device))
+    agent = SoftQLearning(OBS_DIM, ACT_DIM, cfg, seed=0)
+    batches = [{k: v.to(device) for k, v in b.items()} for b in _batches(8, cfg.batch_size, OBS_DIM, ACT_DIM)]
+    it = iter(range(10**9))
+
+    def step():
+        agent.update(batches[next(it) % len(batches)])
+
+    flops = count_flops(step)
+    replay = MatmulReplay(record_matmuls(step))
+    sync = _sync(device)
+    for _ in range(3):
+        step()
+    replay.run()
+    t_up, t_mm, loads = [], [], []
+    for _ in range(repeats):
+        loads.append(_load())
+        t_mm.append(replay.time(n, sync))
+        t_up.append(_timed(step, n, sync))
+    up, mm = _med(t_up), _med(t_mm)
+    achieved, rate = flops / up / 1e9, replay.flops / mm / 1e9
+    return {"threads": threads, "batch": cfg.batch_size, "K": cfg.svgd_particles, "n_fixed": cfg.n_fixed,
+            "M_value": cfg.value_samples, "hidden": list(cfg.hidden_sizes), "obs_dim": OBS_DIM, "act_dim": ACT_DIM,
+            "update_ms": up * 1e3, "update_ms_all": [t * 1e3 for t in t_up],
+            "flops_per_update": flops, "matmul_calls_per_update": len(replay.calls),
+            "matmul_only_ms": mm * 1e3, "achieved_gflops": achieved, "matmul_rate_gflops": rate,
+            "ratio_to_matmul_rate": achieved / rate, **_loadinfo(loads)}
+
+
+def gemm_peak(device: torch.device, threads: int, repeats: int) -> dict[str, Any]:
+    """Rate of one large product of the update's biggest shape (3200 x 200 @ 200 x 200), for context."""
+    torch.set_num_threads(threads)
+    a, b = torch.randn(3200, 200, device=device), torch.randn(200, 200, device=device)
+    sync, ts, loads = _sync(device), [], []
+    for _ in range(repeats):
+        loads.append(_load())
+        ts.append(_timed(lambda: a @ b, 50, sync))
+    return {"shape": "3200x200 @ 200x200", "threads": threads, "gflops": 2 * 3200 * 200 * 200 / _med(ts) / 1e9,
+            **_loadinfo(loads)}
+
+
+# -- DDPG vs Stable-Baselines3 --------------------------------------------------------------------
+def ddpg_vs_sb3(device: torch.device, repeats: int, n: int, threads: int, hidden=(200, 200), batch=64) -> dict:
+    from softq_baselines.ddpg import DDPG
+
+    torch.set_num_threads(threads)
+    cfg = SQLConfig(hidden_sizes=tuple(hidden), batch_size=batch, device=str(device))
+    ours = DDPG(OBS_DIM, ACT_DIM, cfg, seed=0)
+    batches = [{k: v.to(device) for k, v in b.items()} for b in _batches(8, batch, OBS_DIM, ACT_DIM)]
+    it = iter(range(10**9))
+
+    def ours_step():
+        ours.update(batches[next(it) % len(batches)])
+
+    out: dict[str, Any] = {"threads": threads, "batch": batch, "hidden": list(hidden),
+                           "ours_flops_per_update": count_flops(ours_step)}
+    sb3_step, reason = None, None
+    try:
+        import gymnasium as gym
+        from stable_baselines3 import DDPG as SB3DDPG
+        from stable_baselines3.common.logger import configure
+
+        env = gym.make("Pendulum-v1")  # only its spaces matter: replace them with the swimmer's sizes
+        env.observation_space = gym.spaces.Box(-np.inf, np.inf, (OBS_DIM,), np.float32)
+        env.action_space = gym.spaces.Box(-1.0, 1.0, (ACT_DIM,), np.float32)
+        model = SB3DDPG("MlpPolicy", env, learning_rate=1e-3, buffer_size=10_000, learning_starts=0,
+                        batch_size=batch, policy_kwargs={"net_arch": list(hidden)}, device=str(device), seed=0)
+        model.set_logger(configure(folder=None, format_strings=[]))
+        rng = np.random.default_rng(0)
+        for _ in range(2000):
+            model.replay_buffer.add(rng.standard_normal((1, OBS_DIM)).astype(np.float32),
+                                    rng.standard_normal((1, OBS_DIM)).astype(np.float32),
+                                    rng.uniform(-1, 1, (1, ACT_DIM)).astype(np.float32),
+                                    rng.standard_normal(1).astype(np.float32), np.zeros(1), [{}])
+
+        def sb3_step():
+            model.train(gradient_steps=1, batch_size=batch)
+        out["sb3_version"] = _version("stable-baselines3")
+        out["sb3_note"] = ("SB3 DDPG = TD3 with one critic, policy_delay 1, no target noise; its train step also "
+                           "samples its replay buffer and Polyak-updates both targets (ours: hard copy every 1000 "
+                           "env steps, outside update()). Networks: actor and critic [200, 200] ReLU in both.")
+    except Exception as e:  # noqa: BLE001 - optional comparison
+        reason = f"stable-baselines3 not usable: {type(e).__name__}: {e}"
+    sync = _sync(device)
+    for _ in range(3):
+        ours_step()
+        if sb3_step:
+            sb3_step()
+    t_ours, t_sb3, loads = [], [], []
+    for _ in range(repeats):
+        loads.append(_load())
+        t_ours.append(_timed(ours_step, n, sync))
+        if sb3_step:
+            t_sb3.append(_timed(sb3_step, n, sync))
+    out["ours_update_ms"] = _med(t_ours) * 1e3
+    if sb3_step:
+        out["sb3_train_step_ms"] = _med(t_sb3) * 1e3
+        out["speedup_ours_vs_sb3"] = _med(t_sb3) / _med(t_ours)
+    else:
+        out["sb3_train_step_ms"] = "not measured"
+        out["sb3_reason"] = reason
+    out.update(_loadinfo(loads))
+    return out
+
+
+# -- end-to-end training run (subprocess: steps/s and peak memory) ------------------------------------
+def _train_child(algo: str, steps: int, min_replay: int, threads: int, device: str, tiny: bool) -> None:
+    from ..training import make_agent, train
+
+    torch.set_num_threads(threads)
+    base = TINY if tiny else SETTINGS["paper"].replace(target_update_interval=5000)  # swimmer_paper
+    cfg = base.replace(min_replay_size=min_replay, epoch_length=steps, device=device)
+    agent = make_agent(algo, OBS_DIM, ACT_DIM, cfg, seed=0)
+    with tempfile.TemporaryDirectory() as d:
+        summary = train(agent, SWIMMER, total_steps=steps, seed=0, out_dir=d, progress=False)
+    print(json.dumps({"wall_time": summary["wall_time"], "updates": summary["updates"]}))
+
+
+def peak_memory(algo: str, steps: int, min_replay: int, threads: int, device: torch.device, tiny: bool) -> dict:
+    """Training run in a child process; its peak resident set size from os.wait4's rusage."""
+    load0 = _load()
+    cmd = [sys.executable, "-c", "from softq_ref.perf.measure import _train_child as f; "
+           f"f({algo!r}, {steps}, {min_replay}, {threads}, {str(device)!r}, {tiny})"]
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0), err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if proc.returncode != 0:
+        return {"algo": algo, "error": stderr[-2000:]}
+    res = json.loads(stdout.strip().splitlines()[-1])
+    return {"algo": algo, "env": SWIMMER, "total_steps": steps, "min_replay_size": min_replay,
+            "updates": res["updates"], "threads": threads, "wall_s": res["wall_time"],
+            "env_steps_per_s": steps / res["wall_time"], "peak_rss_mib": usage.ru_maxrss / 1024,
+            "load_1min": [load0, _load()], "contended": max(load0, _load()) > CONTENDED_LOAD}
+
+
+# -- multi-seed throughput ------------------------------------------------------------------------------
+def _seed_worker(seed: int, cfg_dict: dict, n: int, barrier, queue) -> None:
+    from ..sql import SoftQLearning
+
+    torch.set_num_threads(1)
+    cfg = SQLConfig.from_dict(cfg_dict)
+    agent = SoftQLearning(OBS_DIM, ACT_DIM, cfg, seed=seed)
+    batches = _batches(4, cfg.batch_size, OBS_DIM, ACT_DIM, seed=seed)
+    agent.update(batches[0])
+    barrier.wait()
+    t0 = time.time()
+    for i in range(n):
+        agent.update(batches[i % 4])
+    queue.put((t0, time.time()))
+
+
+def multiseed_processes(cfg: SQLConfig, S: int, n: int) -> dict:
+    ctx = mp.get_context("spawn")
+    barrier, queue = ctx.Barrier(S), ctx.Queue()
+    load0 = _load()
+    procs = [ctx.Process(target=_seed_worker, args=(s, cfg.to_dict(), n, barrier, queue)) for s in range(S)]
+    for p in procs:
+        p.start()
+    times = [queue.get(timeout=600) for _ in procs]
+    for p in procs:
+        p.join()
+    wall = max(t[1] for t in times) - min(t[0] for t in times)
+    return {"mode": "processes", "S": S, "updates_per_seed": n, "threads_per_process": 1,
+            "wall_s": wall, "updates_per_s_total": S * n / wall, "load_1min": load0}
+
+
+def multiseed_batched(cfg: SQLConfig, S: int, n: int, threads: int, device: torch.device) -> dict:
+    from .multiseed import BatchedSQL
+
+    torch.set_num_threads(threads)
+    agent = BatchedSQL(OBS_DIM, ACT_DIM, cfg.replace(device=str(device)), list(range(S)))
+    batches = _batches(4, cfg.batch_size, OBS_DIM, ACT_DIM, lead=(S,))
+    agent.update(batches[0])
+    load0 = _load()
+    it = iter(range(10**9))
+    t = _timed(lambda: agent.update(batches[next(it) % 4]), n, _sync(device))
+    return {"mode": "batched", "S": S, "updates_per_seed": n, "threads": threads, "wall_s": t * n,
+            "updates_per_s_total": S / t, "load_1min": load0}
+
+
+# -- the whole run -------------------------------------------------------------------------------------
+def run(out_dir: str | os.PathLike, device: str = "cpu", quick: bool = False, label: str = "",
+        sections: tuple[str, ...] = ("sql", "ddpg", "train", "multiseed"), log=print) -> dict:
+    dev = resolve_device(device)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    threads0 = torch.get_num_threads()
+    reps, n = (2, 2) if quick else (7, 20)
+    result: dict[str, Any] = {"label": label, "quick": quick, "machine": machine_info(dev),
+                              "threads_note": "per-core figures use torch.set_num_threads(1); others say their count",
+                              "contended_if_load_above": CONTENDED_LOAD, "load_1min_start": _load()}
+    settings = {"tiny": TINY} if quick else SETTINGS
+    if "sql" in sections:
+        result["sql_update"] = {}
+        for name, cfg in settings.items():
+            for threads in ((1,) if quick or name != "paper" else (1, 2)):
+                log(f"sql update {name} threads={threads}")
+                result["sql_update"][f"{name}@{threads}t"] = sql_update(cfg, dev, reps, n, threads)
+        result["gemm_peak_1t"] = gemm_peak(dev, 1, reps)
+    if "ddpg" in sections:
+        log("ddpg vs sb3")
+        result["ddpg_vs_sb3"] = ddpg_vs_sb3(dev, reps, 5 if quick else 50, 1,
+                                            hidden=(16, 16) if quick else (200, 200), batch=8 if quick else 64)
+    if "train" in sections:
+        result["train_run"] = {}
+        for algo in (("sql",) if quick else ("sql", "ddpg")):
+            log(f"train run {algo}")
+            steps, min_replay = (40, 8) if quick else (1200, 200)
+            result["train_run"][algo] = peak_memory(algo, steps, min_replay, 1, dev, quick)
+        result["train_run"]["note"] = ("env steps/s of softq_ref.training.train on the swimmer at paper settings "
+                                       "(swimmer_paper), one update per step after min_replay_size steps, 1 thread; "
+                                       "peak_rss_mib = ru_maxrss of that child process. The replay pool is "
+                                       "allocated lazily: a full 1e6 pool adds ~92 MiB (24 float32 per transition).")
+    if "multiseed" in sections:
+        cfg = TINY if quick else SETTINGS["paper"]
+        rows = []
+        for S in ((1, 2) if quick else (1, 2, 4, 10)):
+            per_seed = 2 if quick else max(6, 60 // S)
+            log(f"multiseed S={S}")
+            rows.append(multiseed_processes(cfg, S, per_seed))
+            for threads in sorted({1, min(2, os.cpu_count() or 1)}):
+                rows.append(multiseed_batched(cfg, S, per_seed, threads, dev))
+        best = {}
+        for S in sorted({r["S"] for r in rows}):
+            p = [r for r in rows if r["S"] == S and r["mode"] == "processes"][0]
+            b = max((r for r in rows if r["S"] == S and r["mode"] == "batched"), key=lambda r: r["updates_per_s_total"])
+            best[S] = "processes" if p["updates_per_s_total"] >= b["updates_per_s_total"] else "batched"
+        votes = [best[S] for S in best if S > 1]
+        result["multiseed"] = {"rows": rows, "faster_by_S": best,
+                               "recommended_default": max(set(votes), key=votes.count) if votes else "processes",
+                               "cores_used": min(2, os.cpu_count() or 1),
+                               "note": "paper settings; processes = S single-thread processes sharing the cores; "
+                                       "batched = one process, parameters stacked over seeds (softq_ref.perf.multiseed), "
+                                       "threads 1 and = cores (both recorded, the faster one compared)"}
+    torch.set_num_threads(threads0)
+    result["load_1min_end"] = _load()
+    (out / "perf.json").write_text(json.dumps(result, indent=2, default=str))
+    return result
