@@ -4,20 +4,11 @@ import subprocess
 import sys
 
 import pytest
-import torch
 
 from softq_ref.cli import main, parse_set
 from softq_ref.config import ConfigError
 from softq_ref.training import read_metrics
 
-
-@pytest.fixture(autouse=True)
-def float32_default():
-    """tests/test_svgd.py sets torch's default dtype to float64 at import; the agents are float32."""
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float32)
-    yield
-    torch.set_default_dtype(old)
 
 TINY = ["--set", "hidden_sizes=16,16", "--set", "min_replay_size=32", "--set", "batch_size=16",
         "--set", "epoch_length=50", "--set", "svgd_particles=8", "--set", "value_samples=8",

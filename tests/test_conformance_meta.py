@@ -6,21 +6,11 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 from softq_conformance.adapter import CAPABILITY_METHODS, Arr, Checked
 from softq_conformance.registry import CHECKS
 from softq_conformance.runner import RunOptions, _import_checks, load_expected_failures, run_suite
 from softq_specs import CAPABILITIES, load_specs
-
-
-@pytest.fixture(autouse=True)
-def _float32_default():
-    """The reference agent builds float32 networks; other test modules may change the default dtype."""
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float32)
-    yield
-    torch.set_default_dtype(old)
 
 
 _import_checks()

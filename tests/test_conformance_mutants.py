@@ -3,21 +3,11 @@ and the unmodified reference passes every spec that does not need long training.
 from __future__ import annotations
 
 import pytest
-import torch
 
 from softq_conformance.mutants import MUTANTS
 from softq_conformance.reference import reference
 from softq_conformance.runner import RunOptions, run_suite
 from softq_specs import load_specs
-
-
-@pytest.fixture(autouse=True)
-def _float32_default():
-    """The reference agent builds float32 networks; other test modules may change the default dtype."""
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float32)
-    yield
-    torch.set_default_dtype(old)
 
 
 # Trained-agent specs take ~20 s to minutes each; `nox -s conformance` runs them on the reference.

@@ -7,14 +7,6 @@ from softq_baselines import DDPG, DDPGConfig
 from softq_ref.config import SQLConfig
 
 
-@pytest.fixture(autouse=True)
-def float32_default():
-    """tests/test_svgd.py sets torch's default dtype to float64 at import; the agents are float32."""
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float32)
-    yield
-    torch.set_default_dtype(old)
-
 OBS, ACT = 3, 2
 CFG = SQLConfig(hidden_sizes=(16, 16), batch_size=16, min_replay_size=32, target_update_interval=5)
 

@@ -31,14 +31,6 @@ needs_sb3 = pytest.mark.skipif(not HAVE_SB3, reason="stable-baselines3 is not in
 PORT_FAST = ["B", "C", "ALG1.target_frozen", "ALG1.td_target_eq10", "ALG1.policy_update_eq13"]
 
 
-@pytest.fixture(autouse=True)
-def _float32_default():
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float32)
-    yield
-    torch.set_default_dtype(old)
-
-
 def _statuses(adapter, only):
     rep = run_suite(adapter, RunOptions(only=only))
     return {r.spec.id: (r.status, r.message) for r in rep.results}

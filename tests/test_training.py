@@ -10,14 +10,6 @@ from softq_ref.envs.multigoal import goals_reached
 from softq_ref.training import METRIC_COLUMNS, make_agent, read_metrics, train
 
 
-@pytest.fixture(autouse=True)
-def float32_default():
-    """tests/test_svgd.py sets torch's default dtype to float64 at import; the agents are float32."""
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float32)
-    yield
-    torch.set_default_dtype(old)
-
 ENV = "SoftQ/MultiGoal-v0"  # horizon 20, so epoch ends (every 50 steps) fall mid-episode
 CFG = SQLConfig(hidden_sizes=(16, 16), min_replay_size=32, batch_size=16, replay_size=1000, epoch_length=50,
                 target_update_interval=25, svgd_particles=8, value_samples=8, exploration_noise="ou")
