@@ -10,7 +10,7 @@ from scipy.integrate import trapezoid
 from .adapter import Arr
 from .check_svgd import own_bandwidth, own_direction
 from .registry import Ctx, check
-from .tasks import bandit_task, multigoal_task, optimum_cell_masses
+from .tasks import BANDIT_DIP_CELLS, bandit_task, multigoal_task, optimum_cell_masses
 
 
 def _scales(ctx: Ctx, alpha: float) -> tuple[float, float]:
@@ -167,6 +167,14 @@ def alg1_bandit(ctx: Ctx) -> None:
                p["eps"] + z * math.sqrt(pc[i] * (1 - pc[i]) / N))
     pos_t = pc[4:].sum()
     ctx.le("|mass(a > 0) - optimum|", abs(float((a > 0).mean()) - pos_t), p["eps"] + z * math.sqrt(pos_t * (1 - pos_t) / N))
+    # Multimodality: the band above admits the best single Gaussian (max cell error 0.05), so also
+    # require the valley between the modes to hold less mass than the left mode (equal-width cells).
+    (l_lo, l_hi), (v_lo, v_hi) = BANDIT_DIP_CELLS
+    left, valley = float(((a >= l_lo) & (a < l_hi)).mean()), float(((a >= v_lo) & (a < v_hi)).mean())
+    truth = optimum_cell_masses(p["alpha"], np.array([l_lo, l_hi, v_lo, v_hi]), ctx.conventions["squash_correction"])
+    ctx.measure("optimum (left-mode, valley) masses", np.round(truth[[0, 2]], 4))
+    ctx.le("valley mass - left-mode mass", valley - left, 0.0,
+           "the sampler has no dip between the modes: a unimodal policy cannot represent exp(r/alpha)/Z")
 
 
 @check("ALG1.multigoal_coverage")

@@ -17,6 +17,9 @@ __all__ = ["Task", "BimodalBandit", "bandit_reward", "bandit_task", "multigoal_t
 # reference keeps both on every seed tried (20 of 20), unlike narrower bumps on a flat plateau.
 BANDIT_MODES = ((0.4, -0.4), (0.6, 0.45))  # (weight, mean)
 BANDIT_SD = 0.25
+# Equal-width cells at the left mode and in the valley: optimum masses 0.127 / 0.078 (none) and
+# 0.139 / 0.102 (tanh_log_det); the best single Gaussian has 0.095 / 0.163.
+BANDIT_DIP_CELLS = ((-0.5, -0.3), (-0.1, 0.1))
 
 
 def bandit_log_density(a: np.ndarray) -> np.ndarray:
