@@ -60,3 +60,25 @@ def perf(session: nox.Session) -> None:
     _install(session, "sb3")
     args = session.posargs or ["--out", "reports/perf", "--before", "reports/perf/perf_before.json"]
     session.run("python", "-m", "softq_ref.perf", *args)
+
+
+@nox.session
+def report(session: nox.Session) -> None:
+    """Reproducibility report (REPORT.md, report.json, figures) from benchmark + conformance results.
+
+    `nox -s report -- --results runs/ci-matrix --out reports/ci-2026-11-21`; without `--results` the
+    newest results under runs/ are used (softq_ref/benchmarks/README.md, "Reports and the gate").
+    """
+    _install(session, "plots")
+    session.run("python", "-m", "softq_ref.benchmarks.report", *session.posargs)
+
+
+@nox.session
+def gate(session: nox.Session) -> None:
+    """Release / CI gate: conformance suite + smoke benchmarks vs the stored baseline; exit 1 on a failure or regression.
+
+    `nox -s gate` (reference, baseline reports/baselines/smoke); `-- --impl mypkg.adapter:make_adapter`;
+    `-- --results DIR --baseline DIR` to judge given results.
+    """
+    _install(session, "test")
+    session.run("python", "-m", "softq_ref.benchmarks.gate", *session.posargs)
