@@ -44,6 +44,9 @@ class BandwidthRule(str, Enum):
     PAPER_D1 = "paper_d1"
 
 
+BANDWIDTH_FLOOR = 1e-12  # for the rules that have no floor of their own (SQL_CODE has 1e-3)
+
+
 def pairwise_sq_dists(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """||x_j - y_i||^2 for x (..., n, d), y (..., m, d) -> (..., n, m); exact differences, no cancellation."""
     diff = x.unsqueeze(-2) - y.unsqueeze(-3)
@@ -78,10 +81,14 @@ def median_bandwidth(sq_dists: torch.Tensor, rule: BandwidthRule | str, n: int) 
     if rule is BandwidthRule.SQL_CODE:
         return torch.clamp(med_sq / math.log(n), min=1e-3)
     if rule is BandwidthRule.SVGD_PAPER:
-        return med_sq / math.log(n)
-    if rule is BandwidthRule.SVGD_CODE:
-        return med_sq / math.log(n + 1)
-    return med_sq.sqrt() / (2.0 * math.log(n + 1))  # PAPER_D1
+        h = med_sq / math.log(n)
+    elif rule is BandwidthRule.SVGD_CODE:
+        h = med_sq / math.log(n + 1)
+    else:  # PAPER_D1
+        h = med_sq.sqrt() / (2.0 * math.log(n + 1))
+    # Coinciding particles (e.g. a fine-tuning noise set smaller than K) give h = 0 and 0/0 in the
+    # kernel; the floor only acts in that degenerate case, where every kernel term is 0 or 1 anyway.
+    return torch.clamp(h, min=BANDWIDTH_FLOOR)
 
 
 def rbf_kernel(x: torch.Tensor, y: torch.Tensor, h: torch.Tensor | float) -> tuple[torch.Tensor, torch.Tensor]:

@@ -106,6 +106,10 @@ def test_bandwidth_rules():
     assert median_bandwidth(sq, "svgd_code", 6).item() == pytest.approx(med / math.log(7))
     assert median_bandwidth(sq, "paper_d1", 6).item() == pytest.approx(math.sqrt(med) / (2 * math.log(7)))
     assert median_bandwidth(torch.zeros(1, 2, 2), "sql_code", 2).item() == pytest.approx(1e-3)
+    for rule in ("svgd_paper", "svgd_code", "paper_d1"):  # coinciding particles: no 0/0 in the kernel
+        x = torch.zeros(1, 3, 2, dtype=torch.float32)
+        k, gk = rbf_kernel(x, x, median_bandwidth(pairwise_sq_dists(x, x), rule, 3))
+        assert torch.isfinite(k).all() and torch.isfinite(gk).all()
     with pytest.raises(ValueError):
         median_bandwidth(sq, "nope", 4)
 
