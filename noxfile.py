@@ -23,8 +23,11 @@ def _install(session: nox.Session, *extras: str) -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Fast test suite (unit tests, closed forms, self-test of the conformance suite)."""
-    _install(session, "test")
+    """Fast test suite (unit tests, closed forms, self-test of the conformance suite).
+
+    Installs the sb3 and plots extras too, so the SB3 adapters and report figures are tested.
+    """
+    _install(session, "test", "sb3", "plots")
     session.run("pytest", "-q", *session.posargs)
 
 
