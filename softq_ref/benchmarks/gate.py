@@ -207,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="also test success fractions (Fisher exact, one-sided); adds tests to the Bonferroni family")
     ap.add_argument("--impl", default=None, help="conformance: package.module:factory (default: the reference)")
     ap.add_argument("--conformance-report", default=None, help="use this conformance report.json instead of running the suite")
+    ap.add_argument("--conformance-out", default=None, help="where the conformance suite writes its report (default: a temporary folder)")
     ap.add_argument("--conformance-args", default="", help="extra arguments for softq_conformance (quoted)")
     ap.add_argument("--skip-conformance", action="store_true", help="compare benchmarks only")
     ap.add_argument("--write-baseline", default=None, metavar="DIR",
@@ -245,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.skip_conformance:
         rep, cerr, crc = None, None, None
     else:
-        tmp = Path(tempfile.mkdtemp(prefix="softq-gate-conf-"))
+        tmp = Path(args.conformance_out or tempfile.mkdtemp(prefix="softq-gate-conf-"))
         crc, rep, cerr = _run_conformance(args.impl, tmp, args.conformance_args.split())
     if cerr is not None:
         failed.append(f"conformance report unusable: {cerr}")
