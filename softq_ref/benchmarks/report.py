@@ -293,6 +293,7 @@ def build_report(results_dir: str, conformance: list[str] | None = None, out: st
         "figure_notes": fig_notes,
         "conformance": conf,
         "environment": _environment(loaded),
+        "tier_reductions": _reductions(loaded.tier, rs),
         "left_out": [x.to_dict() for x in sorted(rejected, key=lambda x: x.path)],
         "notes": notes,
         "statistics": {"ci_level": _PCT, "bootstrap": f"scipy.stats.bootstrap, percentile, {st.N_RESAMPLES} resamples, "
@@ -304,6 +305,23 @@ def build_report(results_dir: str, conformance: list[str] | None = None, out: st
                        "verdicts": "softq_ref/benchmarks/claims.py (rules in specs/claims.toml)"},
     }
     return _clean(report)
+
+
+def _reductions(tier: str | None, rs: list[dict]) -> list[dict]:
+    """The tier's departures from Appendix D (tiers.py), for the protocols in the report."""
+    from .tiers import TIERS
+
+    if tier not in TIERS:
+        return []
+    out, seen = [], set()
+    for proto in dict.fromkeys(r["protocol"] for r in rs):
+        for red in TIERS[tier][proto].reductions:
+            key = (red.what, red.why)
+            if key in seen:
+                continue
+            seen.add(key)
+            out.append({"protocol": proto, "what": red.what, "why": red.why})
+    return out
 
 
 def default_run_id(loaded: LoadedResults) -> str:
@@ -368,6 +386,11 @@ def render_markdown(rep: dict) -> str:
     L.append("")
     L.append("The DDPG baseline (`softq_baselines.ddpg`) is a comparison, not an implementation under test; the "
              "suite's agent specs concern soft Q-learning.")
+    if rep.get("tier_reductions"):
+        L += ["", f"## Tier `{rep['tier']}`: departures from the paper's Appendix D", "",
+              "From `softq_ref/benchmarks/tiers.py`; the verdicts are about this scaled-down setting.", "",
+              "| first seen in | what | why |", "|---|---|---|"]
+        L += [f"| {x['protocol']} | {x['what']} | {x['why']} |" for x in rep["tier_reductions"]]
     L += ["", "## Environment", "", "| item | value |", "|---|---|"]
     rows = [("tier", env["tier"]), ("results", f"`{env['results_dir']}`"), ("seeds", _seeds(env["seeds"])),
             ("runs per task/variant", ", ".join(f"{k} {v}" for k, v in env["runs_per_group"].items())),
