@@ -257,3 +257,20 @@ def test_committed_baseline_is_valid():
     assert err is None and base["tier"] == "smoke"
     cmp = gate.compare(base, base)
     assert cmp["m"] >= 1 and not cmp["regressions"] and not any(t["underpowered"] for t in cmp["tests"])
+
+
+def test_archive_regenerates_from_the_copy(results_dir, tmp_path):
+    out = tmp_path / "rep"
+    assert report.main(["--results", str(results_dir), "--out", str(out), "--archive"]) == 0
+    pol = out / "results/ci/multigoal/sql/seed0/policy.pt"
+    assert pol.exists() and not (out / "results/ci/multigoal/sql/seed0/checkpoint.pt").exists()
+    assert (out / "results/ci/matrix.json").exists()
+    again = tmp_path / "again"
+    assert report.main(["--results", (out / "results").as_posix(), "--out", str(again)]) == 0
+    a, b = _files(out), _files(again)
+    assert {k: v for k, v in a.items() if not k.startswith("results/")} == b
+    # the networks-only policies draw the same figures as the full checkpoints
+    full = tmp_path / "full"
+    assert report.main(["--results", str(results_dir), "--out", str(full)]) == 0
+    assert _files(full)["figures/fig1_multigoal.png"] == b["figures/fig1_multigoal.png"]
+    assert _files(full)["figures/fig7_point_pretrain.png"] == b["figures/fig7_point_pretrain.png"]

@@ -19,8 +19,9 @@ import math
 from pathlib import Path
 import numpy as np
 
-__all__ = ["make_figures", "ROLLOUT_SEED", "Q_STATES", "save_png"]
+__all__ = ["make_figures", "ROLLOUT_SEED", "Q_STATES", "save_png", "load_agent", "POLICY_FILE"]
 
+POLICY_FILE = "policy.pt"  # networks only, written by report.archive_results
 ROLLOUT_SEED = 20_000  # roll-out episode i of a figure is reset with ROLLOUT_SEED + i
 Q_STATES = ((-2.0, 0.0), (0.0, 0.0), (2.5, 2.5))  # Fig. 1 right
 _RC = {"figure.dpi": 100, "savefig.dpi": 100, "font.family": "DejaVu Sans", "font.size": 9, "axes.titlesize": 9,
@@ -66,7 +67,8 @@ def _by(results: list[dict], protocol: str) -> dict[str, dict[str, list[dict]]]:
 
 
 def load_agent(r: dict):
-    """Rebuild the agent of a run from its config.json (else result.json's config) and checkpoint.pt."""
+    """Rebuild the agent of a run from its config.json (else result.json's config) and checkpoint.pt, or the
+    networks-only policy.pt of an archived run (`report.archive_results`)."""
     import json
 
     import torch
@@ -77,10 +79,14 @@ def load_agent(r: dict):
     d = Path(r["_dir"])
     cfg_d = json.loads((d / "config.json").read_text()) if (d / "config.json").exists() else r["config"]
     config = SQLConfig.from_dict(cfg_d).validate()
-    ckpt = torch.load(d / "checkpoint.pt", map_location="cpu", weights_only=False)
-    obs_dim = ckpt["agent"]["q"]["net.0.weight"].shape[1] - _act_dim(ckpt)
-    agent = make_agent(r["algo"], obs_dim, _act_dim(ckpt), config, int(r["seed"]))
-    agent.load_state_dict(ckpt["agent"])
+    path = d / "checkpoint.pt" if (d / "checkpoint.pt").exists() else d / POLICY_FILE
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    act_dim = _act_dim(ckpt)
+    obs_dim = ckpt["agent"]["q"]["net.0.weight"].shape[1] - act_dim
+    agent = make_agent(r["algo"], obs_dim, act_dim, config, int(r["seed"]))
+    state = agent.state_dict()
+    state.update(ckpt["agent"])  # a policy.pt holds the networks only; the rest keeps the fresh agent's values
+    agent.load_state_dict(state)
     if hasattr(agent, "generator"):
         agent.generator.manual_seed(ROLLOUT_SEED)  # policy samples of the figure: fixed, independent of training
     return agent, config
@@ -94,7 +100,7 @@ def _act_dim(ckpt: dict) -> int:
 
 
 def _has_ckpt(r: dict) -> bool:
-    return (Path(r["_dir"]) / "checkpoint.pt").exists()
+    return (Path(r["_dir"]) / "checkpoint.pt").exists() or (Path(r["_dir"]) / POLICY_FILE).exists()
 
 
 # -- Fig. 1 ----------------------------------------------------------------------------------------------

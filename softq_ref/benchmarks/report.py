@@ -437,6 +437,45 @@ def write_report(rep: dict, out: str | os.PathLike) -> list[Path]:
     return [md, js]
 
 
+_NETWORKS = {"sql": ("q", "q_target", "sampler", "noise_set", "full_noise_set"), "ddpg": ("q", "q_target", "actor", "actor_target")}
+
+
+def archive_results(src: str | os.PathLike, dst: str | os.PathLike) -> int:
+    """Copy what a report needs to `dst`, so that the report can be regenerated from the repository:
+    every result.json byte for byte (valid or not), config.json, matrix.json / claims.json, and for the
+    runs whose figures roll out policies (multigoal, pretrain) a networks-only `policy.pt` from checkpoint.pt
+    (no replay buffer, optimizers or random streams). Returns the number of result files copied."""
+    import shutil
+
+    import torch
+
+    from .figures import POLICY_FILE
+
+    src, dst = Path(src), Path(dst)
+    n = 0
+    for p in sorted(src.rglob("result.json")):
+        rel = p.relative_to(src)
+        d = dst / rel.parent
+        d.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(p, d / "result.json")
+        n += 1
+        if (p.parent / "config.json").exists():
+            shutil.copyfile(p.parent / "config.json", d / "config.json")
+        try:
+            res = json.loads(p.read_text())
+            proto, algo = res.get("protocol"), res.get("algo")
+        except (OSError, ValueError, AttributeError):
+            continue
+        ck = p.parent / "checkpoint.pt"
+        if proto in ("multigoal", "pretrain") and algo in _NETWORKS and ck.exists():
+            state = torch.load(ck, map_location="cpu", weights_only=False)
+            torch.save({"algo": algo, "agent": {k: state["agent"][k] for k in _NETWORKS[algo]}}, d / POLICY_FILE)
+    for p in sorted(list(src.rglob("matrix.json")) + list(src.rglob("claims.json"))):
+        (dst / p.relative_to(src)).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(p, dst / p.relative_to(src))
+    return n
+
+
 def newest_results(root: str = "runs") -> str | None:
     """The results root under `root` whose newest result.json is the most recent."""
     best = None
@@ -461,6 +500,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tier", default=None, help="restrict to this tier (default: the tier with most results)")
     ap.add_argument("--run-id", default=None, help="report id (default <tier>-<date of the matrix>)")
     ap.add_argument("--no-figures", action="store_true")
+    ap.add_argument("--archive", action="store_true",
+                    help="first copy the inputs (result files, configs, networks-only policies) to OUT/results and build "
+                         "the report from that copy, so it can be regenerated from the repository")
     args = ap.parse_args(argv)
     results = args.results or newest_results("runs")
     if results is None:
@@ -476,6 +518,11 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(1)
+    if args.archive:
+        dst = Path(out) / "results"
+        n = archive_results(results, dst)
+        print(f"archived {n} result files from {results} to {dst}")
+        results = dst.as_posix()
     rep = build_report(results, conf, out, args.tier, args.run_id,
                        figures=not args.no_figures)
     paths = write_report(rep, out)
