@@ -523,6 +523,17 @@ def main(argv: list[str] | None = None) -> int:
         n = archive_results(results, dst)
         print(f"archived {n} result files from {results} to {dst}")
         results = dst.as_posix()
+        import shutil
+
+        copied = []
+        for i, c in enumerate(conf):
+            if Path(c).is_file():
+                target = dst / f"conformance-{i}-{Path(c).parent.name}.json"
+                shutil.copyfile(c, target)
+                copied.append(target.as_posix())
+            else:
+                copied.append(c)  # reported as left out by the build
+        conf = copied
     rep = build_report(results, conf, out, args.tier, args.run_id,
                        figures=not args.no_figures)
     paths = write_report(rep, out)
