@@ -495,7 +495,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--results", default=None, help="results root (the benchmark's --out) or one <tier>/ folder; "
                                                     "default: the newest results under runs/")
     ap.add_argument("--conformance", action="append", default=None,
-                    help="conformance report.json (repeatable); default reports/conformance/softq_ref/report.json if it exists")
+                    help="conformance report.json (repeatable); default: the results folder's conformance-*.json "
+                         "(an archive), else reports/conformance/softq_ref/report.json if it exists")
     ap.add_argument("--out", default=None, help="output folder (default reports/<run-id>)")
     ap.add_argument("--tier", default=None, help="restrict to this tier (default: the tier with most results)")
     ap.add_argument("--run-id", default=None, help="report id (default <tier>-<date of the matrix>)")
@@ -509,9 +510,10 @@ def main(argv: list[str] | None = None) -> int:
         print("error: no --results given and no result.json under runs/", file=sys.stderr)
         return 2
     conf = args.conformance
-    if conf is None:
+    if conf is None:  # an archive's own copies, else the reference's committed report
+        conf = [p.as_posix() for p in sorted(Path(results).glob("conformance-*.json"))]
         d = Path("reports/conformance/softq_ref/report.json")
-        conf = [str(d)] if d.exists() else []
+        conf = conf or ([str(d)] if d.exists() else [])
     out = args.out
     if out is None:
         out = str(Path("reports") / (args.run_id or default_run_id(load_results(results, args.tier))))
