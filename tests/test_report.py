@@ -274,3 +274,11 @@ def test_archive_regenerates_from_the_copy(results_dir, tmp_path):
     assert report.main(["--results", str(results_dir), "--out", str(full)]) == 0
     assert _files(full)["figures/fig1_multigoal.png"] == b["figures/fig1_multigoal.png"]
     assert _files(full)["figures/fig7_point_pretrain.png"] == b["figures/fig7_point_pretrain.png"]
+
+
+def test_report_usage_errors(tmp_path):
+    assert report.main(["--results", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
+    (tmp_path / "empty").mkdir()
+    assert report.main(["--results", str(tmp_path / "empty"), "--out", str(tmp_path / "o"), "--no-figures"]) == 0
+    rep = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert all(c["verdict"] == "not_run" for c in rep["claims"])

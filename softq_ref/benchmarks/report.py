@@ -509,6 +509,9 @@ def main(argv: list[str] | None = None) -> int:
     if results is None:
         print("error: no --results given and no result.json under runs/", file=sys.stderr)
         return 2
+    if not Path(results).is_dir():
+        print(f"error: --results {results} is not a folder", file=sys.stderr)
+        return 2
     conf = args.conformance
     if conf is None:  # an archive's own copies, else the reference's committed report
         conf = [p.as_posix() for p in sorted(Path(results).glob("conformance-*.json"))]
