@@ -201,7 +201,7 @@ def fig1_multigoal_seeds(results: list[dict], out: Path, n_traj: int = 20) -> li
     if not variants:
         return []
     n = max(len([r for r in by[v] if _has_ckpt(r)]) for v in variants)
-    fig, axes = plt.subplots(len(variants), n, figsize=(2.4 * n, 2.5 * len(variants)), squeeze=False)
+    fig, axes = plt.subplots(len(variants), n, figsize=(2.4 * n, 2.8 * len(variants)), squeeze=False)
     for i, v in enumerate(variants):
         runs = [r for r in by[v] if _has_ckpt(r)]
         for j in range(n):
@@ -217,7 +217,7 @@ def fig1_multigoal_seeds(results: list[dict], out: Path, n_traj: int = 20) -> li
                          fontsize=8)
             ax.set_xticks([])
             ax.set_yticks([])
-    fig.tight_layout()
+    fig.tight_layout(h_pad=1.5)
     save_png(fig, out / "fig1_multigoal_seeds.png")
     return [{"file": "fig1_multigoal_seeds.png", "paper": "Fig. 1 (left), every seed",
              "caption": f"Multi-goal task: {n_traj} roll-outs of the final policy of every seed (rows: algorithm). "
