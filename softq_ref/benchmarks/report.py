@@ -271,6 +271,11 @@ def build_report(results_dir: str, conformance: list[str] | None = None, out: st
     if loaded.tier == "smoke":
         notes.append("smoke tier: runs of a few hundred steps exercise the code paths; no verdict here is evidence "
                      "about the paper")
+    commits = sorted({r["git_commit"] for r in rs})
+    if len(commits) > 1:
+        notes.append(f"the results record {len(commits)} different git commits: each run records HEAD when it "
+                     "finishes, and HEAD moved while the matrix ran (a shared working tree), so the code of each run "
+                     "is pinned only to the working tree of its time; rerun on a clean checkout to pin it")
     if loaded.claims is not None:
         old = {v.get("claim"): v.get("verdict") for v in loaded.claims.get("verdicts", []) if isinstance(v, dict)}
         for c in claims:
