@@ -162,7 +162,7 @@ class RunOptions:
 
 def run_suite(adapter: Any, options: RunOptions | None = None) -> Report:
     """Run every (selected) spec against `adapter`; never raises for a misbehaving implementation."""
-    from softq_specs import load_specs
+    from softq_specs import load_check_specs, load_specs
 
     from .hyp import profile_settings
 
@@ -175,8 +175,7 @@ def run_suite(adapter: Any, options: RunOptions | None = None) -> Report:
         except ImportError:  # pragma: no cover
             pass
     _import_checks()
-    # CLAIM.* specs are paper claims decided by benchmark verdicts (softq_ref.benchmarks.claims), not checks
-    specs = {k: v for k, v in load_specs().items() if not k.startswith("CLAIM.")}
+    specs = load_check_specs()  # the CLAIM.* specs are decided by benchmark verdicts, not checks
     if opts.only:
         def hit(spec: Any, sel: str) -> bool:
             return spec.id == sel or spec.family == sel or spec.family.rstrip("0123456789") == sel

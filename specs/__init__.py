@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
-__all__ = ["Spec", "load_specs", "SPEC_FILES", "LEVELS", "KINDS", "CAPABILITIES", "SpecError"]
+__all__ = ["Spec", "load_specs", "load_check_specs", "load_claim_specs", "SPEC_FILES", "LEVELS", "KINDS", "CAPABILITIES", "SpecError"]
 
 SPEC_FILES = ("tabular.toml", "estimator.toml", "svgd.toml", "sampler.toml", "composition.toml", "agent.toml",
               "claims.toml")  # claims.toml: CLAIM.* benchmark claims, decided by softq_ref.benchmarks.claims
@@ -94,3 +94,16 @@ def load_specs() -> dict[str, Spec]:
                 raise SpecError(f"specs/{fname}: duplicate spec id {spec.id!r} (also in {specs[spec.id].file})")
             specs[spec.id] = spec
     return specs
+
+
+CLAIM_PREFIX = "CLAIM."  # paper claims, decided by benchmark verdicts (softq_ref.benchmarks.claims)
+
+
+def load_claim_specs() -> dict[str, Spec]:
+    """The experimental claims of the paper, decided from benchmark results."""
+    return {k: s for k, s in load_specs().items() if k.startswith(CLAIM_PREFIX)}
+
+
+def load_check_specs() -> dict[str, Spec]:
+    """The specs the conformance suite checks on an implementation (everything but the claims)."""
+    return {k: s for k, s in load_specs().items() if not k.startswith(CLAIM_PREFIX)}

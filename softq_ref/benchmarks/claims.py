@@ -61,9 +61,9 @@ def verdict(claim_id: str):
 
 
 def claim_specs() -> dict[str, Any]:
-    from softq_specs import load_specs
+    from softq_specs import load_claim_specs
 
-    return {k: s for k, s in load_specs().items() if k.startswith("CLAIM.")}
+    return load_claim_specs()
 
 
 # -- success fractions ---------------------------------------------------------------------------------
