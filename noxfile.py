@@ -25,9 +25,10 @@ def _install(session: nox.Session, *extras: str) -> None:
 def tests(session: nox.Session) -> None:
     """Fast test suite (unit tests, closed forms, self-test of the conformance suite).
 
-    Installs the sb3 and plots extras too, so the SB3 adapters and report figures are tested.
+    Installs the sb3, plots and ray extras too, so the SB3 adapters, report figures and the Ray
+    executor (against a local Ray instance the test starts) are tested.
     """
-    _install(session, "test", "sb3", "plots")
+    _install(session, "test", "sb3", "plots", "ray")
     session.run("pytest", "-q", *session.posargs)
 
 
