@@ -194,29 +194,40 @@ def fig1_multigoal(results: list[dict], out: Path, n_traj: int = 30) -> list[dic
                         f"single deterministic action). Seed {rows[0][1]['seed']}; sampling seeds fixed."}]
 
 
+def _per_seed_grid(plt, by: dict, cell_width: float, cell_height: float):
+    """One panel per checkpointed run: rows SQL / DDPG, columns seeds; spare panels switched off.
+
+    Returns (fig, [(ax, variant, run), ...]), or (None, []) when no run has a checkpoint.
+    """
+    runs = {v: [r for r in by.get(v, []) if _has_ckpt(r)] for v in ("sql", "ddpg")}
+    variants = [v for v in runs if runs[v]]
+    if not variants:
+        return None, []
+    n = max(len(runs[v]) for v in variants)
+    fig, axes = plt.subplots(len(variants), n, figsize=(cell_width * n, cell_height * len(variants)), squeeze=False)
+    cells = []
+    for i, v in enumerate(variants):
+        for j in range(n):
+            if j < len(runs[v]):
+                cells.append((axes[i, j], v, runs[v][j]))
+            else:
+                axes[i, j].axis("off")
+    return fig, cells
+
+
 def fig1_multigoal_seeds(results: list[dict], out: Path, n_traj: int = 20) -> list[dict]:
     plt = _plt()
-    by = _by(results, "multigoal").get("multigoal", {})
-    variants = [v for v in ("sql", "ddpg") if any(_has_ckpt(r) for r in by.get(v, []))]
-    if not variants:
+    fig, cells = _per_seed_grid(plt, _by(results, "multigoal").get("multigoal", {}), 2.4, 2.8)
+    if fig is None:
         return []
-    n = max(len([r for r in by[v] if _has_ckpt(r)]) for v in variants)
-    fig, axes = plt.subplots(len(variants), n, figsize=(2.4 * n, 2.8 * len(variants)), squeeze=False)
-    for i, v in enumerate(variants):
-        runs = [r for r in by[v] if _has_ckpt(r)]
-        for j in range(n):
-            ax = axes[i, j]
-            if j >= len(runs):
-                ax.axis("off")
-                continue
-            agent, config = load_agent(runs[j])
-            _reward_contours(ax)
-            for p in _multigoal_rollouts(agent, n_traj, config.max_episode_steps or 20):
-                ax.plot(p[:, 0], p[:, 1], "-", color=_COL[v], lw=0.8, alpha=0.8)
-            ax.set_title(f"{_LABEL[v]} seed {runs[j]['seed']}: {runs[j]['metrics'].get('goals_reached')}/4 goals",
-                         fontsize=8)
-            ax.set_xticks([])
-            ax.set_yticks([])
+    for ax, v, run in cells:
+        agent, config = load_agent(run)
+        _reward_contours(ax)
+        for p in _multigoal_rollouts(agent, n_traj, config.max_episode_steps or 20):
+            ax.plot(p[:, 0], p[:, 1], "-", color=_COL[v], lw=0.8, alpha=0.8)
+        ax.set_title(f"{_LABEL[v]} seed {run['seed']}: {run['metrics'].get('goals_reached')}/4 goals", fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
     fig.tight_layout(h_pad=1.5)
     save_png(fig, out / "fig1_multigoal_seeds.png")
     return [{"file": "fig1_multigoal_seeds.png", "paper": "Fig. 1 (left), every seed",
@@ -353,29 +364,19 @@ def fig7_pretrain(results: list[dict], out: Path, n_traj: int = 10) -> list[dict
     plt = _plt()
     figs = []
     for task, by in _by(results, "pretrain").items():
-        variants = [v for v in ("sql", "ddpg") if any(_has_ckpt(r) for r in by.get(v, []))]
-        if not variants:
+        fig, cells = _per_seed_grid(plt, by, 2.3, 2.5)
+        if fig is None:
             continue
-        n = max(len([r for r in by[v] if _has_ckpt(r)]) for v in variants)
-        fig, axes = plt.subplots(len(variants), n, figsize=(2.3 * n, 2.5 * len(variants)), squeeze=False)
         lim = 1.0
-        drawn = []
-        for i, v in enumerate(variants):
-            runs = [r for r in by[v] if _has_ckpt(r)]
-            for j in range(n):
-                ax = axes[i, j]
-                if j >= len(runs):
-                    ax.axis("off")
-                    continue
-                agent, config = load_agent(runs[j])
-                for p in _arena_traces(agent, config, runs[j]["env_id"], n_traj):
-                    ax.plot(p[:, 0], p[:, 1], color=_COL[v], lw=0.7, alpha=0.8)
-                    lim = max(lim, float(np.max(np.abs(p))))
-                ax.plot([0], [0], "k.", ms=4)
-                ax.set_title(f"{_LABEL[v]} seed {runs[j]['seed']}", fontsize=8)
-                ax.tick_params(labelsize=6)
-                drawn.append(ax)
-        for ax in drawn:
+        for ax, v, run in cells:
+            agent, config = load_agent(run)
+            for p in _arena_traces(agent, config, run["env_id"], n_traj):
+                ax.plot(p[:, 0], p[:, 1], color=_COL[v], lw=0.7, alpha=0.8)
+                lim = max(lim, float(np.max(np.abs(p))))
+            ax.plot([0], [0], "k.", ms=4)
+            ax.set_title(f"{_LABEL[v]} seed {run['seed']}", fontsize=8)
+            ax.tick_params(labelsize=6)
+        for ax, _, _ in cells:
             ax.set_xlim(-lim * 1.05, lim * 1.05)
             ax.set_ylim(-lim * 1.05, lim * 1.05)
             ax.set_aspect("equal")
