@@ -111,3 +111,24 @@ def test_state_dict_round_trip():
 def test_invalid_config_rejected():
     with pytest.raises(ValueError, match="batch_size|min_replay_size"):
         DDPG(OBS, ACT, SQLConfig(batch_size=100, min_replay_size=50), seed=0)
+
+
+def test_actor_only_backward_is_bit_identical_to_full_backward():
+    """The policy step backpropagates into the actor only (a speed-up); the numbers must not change."""
+    fast, plain = DDPG(OBS, ACT, CFG, seed=0), DDPG(OBS, ACT, CFG, seed=0)
+
+    def full_backward_policy_update(batch):
+        loss = -plain.q(batch["obs"], plain.actor(batch["obs"])).mean()
+        plain.policy_optimizer.zero_grad(set_to_none=True)
+        loss.backward()  # also fills the critic's .grad, which q_update discards
+        plain.policy_optimizer.step()
+        return {"policy_loss": float(loss.detach())}
+
+    plain.policy_update = full_backward_policy_update
+    for i in range(20):
+        fast.update(_batch(i))
+        plain.update(_batch(i))
+    assert _same(_params(fast.q), _params(plain.q)) and _same(_params(fast.actor), _params(plain.actor))
+    critic_grads = [p.grad.clone() for p in fast.q.parameters()]  # left by q_update
+    fast.policy_update(_batch(99))
+    assert _same(critic_grads, [p.grad for p in fast.q.parameters()])  # the policy step added nothing to them
