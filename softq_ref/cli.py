@@ -1,4 +1,4 @@
-"""Command line: `python -m softq_ref train --algo sql|ddpg --env ID --steps N --seed S --out DIR ...`.
+"""Command line: `python -m softq_ref train --algo sql|ddpg|sb3_sac|sb3_ddpg --env ID --steps N --seed S --out DIR ...`.
 
 Every input is checked before training starts; a bad one exits with status 2 and an argparse-style
 message that names the field and what is accepted.
@@ -27,7 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="{train}")
     t = sub.add_parser("train", help="train SQL or DDPG on a task",
                        description="Train an agent; writes config.json, metadata.json, metrics.csv, checkpoint.pt to --out.")
-    t.add_argument("--algo", required=True, choices=ALGOS, help="algorithm")
+    t.add_argument("--algo", required=True, type=_algo, metavar="ALGO",
+                   help=f"algorithm: one of {', '.join(ALGOS)} (sb3_*: optional extra sb3), or your own agent "
+                        "factory package.module:Factory (signature (obs_dim, act_dim, config, seed) -> agent)")
     t.add_argument("--env", required=True, help="gymnasium id, e.g. SoftQ/MultiGoal-v0")
     t.add_argument("--steps", required=True, type=int, help="total environment steps (a resumed run continues to this)")
     t.add_argument("--seed", type=int, default=0)
@@ -41,6 +43,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"multi-goal only: rollouts per goals-reached evaluation (default {EVAL_EPISODES})")
     parser.train_parser = t  # errors are reported with the `train` usage line
     return parser
+
+
+def _algo(text: str) -> str:
+    from .training import ALGOS, is_factory_path
+
+    if text in ALGOS or is_factory_path(text):
+        return text
+    raise argparse.ArgumentTypeError(f"unknown algo {text!r}; accepted: {', '.join(repr(a) for a in ALGOS)}, "
+                                     "or an agent factory 'package.module:Factory'")
 
 
 def _convert(name: str, raw: str, hint: Any) -> Any:
@@ -159,7 +170,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"argument --env: cannot make {args.env!r}: {e}")
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
     env.close()
-    agent = make_agent(args.algo, obs_dim, act_dim, config, args.seed)
+    try:
+        agent = make_agent(args.algo, obs_dim, act_dim, config, args.seed)
+    except ConfigError as e:  # a missing optional extra, a factory path that does not import
+        parser.error(f"argument --algo: {e}")
     evaluate = _multigoal_evaluator(args.eval_episodes, args.seed) if args.env == MULTIGOAL_ID else None
     try:
         summary = train(agent, args.env, args.steps, args.seed, args.out, resume=args.resume,

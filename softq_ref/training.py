@@ -16,6 +16,7 @@ import contextlib
 import copy
 import csv
 import datetime
+import importlib
 import io
 import json
 import math
@@ -36,20 +37,69 @@ from . import envs as _envs  # noqa: F401  (registers the SoftQ/ tasks)
 from .config import ConfigError, SQLConfig
 from .replay import ReplayBuffer
 
-__all__ = ["train", "make_agent", "make_env", "ALGOS", "METRIC_COLUMNS", "episode_seed", "read_metrics"]
+__all__ = ["train", "make_agent", "make_env", "ALGOS", "AGENT_FACTORIES", "resolve_agent_factory", "METRIC_COLUMNS",
+           "episode_seed", "read_metrics"]
 
-ALGOS = ("sql", "ddpg")
 METRIC_COLUMNS = ["step", "epoch", "episodes", "mean_return", "q_loss", "policy_loss", "updates", "wall_time"]
+
+# Agent factories by algo name, as "module:attribute" strings: picklable, resolved lazily in the process
+# that builds the agent (a spawned benchmark worker imports only what its run needs). A factory has the
+# signature (obs_dim, act_dim, config: SQLConfig, seed) -> agent, where the agent provides what `train`
+# uses: algo, config, obs_dim, act_dim, act(obs, deterministic=False), update(batch) -> {"q_loss",
+# "policy_loss"}, on_env_step(t), on_epoch_start(epoch), reset_episode(), state_dict(), load_state_dict().
+AGENT_FACTORIES: dict[str, str] = {
+    "sql": "softq_ref.sql:SoftQLearning",
+    "ddpg": "softq_baselines.ddpg:DDPG",  # the baseline lives outside the reference package
+    "sb3_sac": "softq_conformance.third_party.sb3_agent:make_sac",
+    "sb3_ddpg": "softq_conformance.third_party.sb3_agent:make_ddpg",
+}
+# algo -> (optional extra, the module it provides): checked first, so a missing extra is named as such
+_EXTRAS = {"sb3_sac": ("sb3", "stable_baselines3"), "sb3_ddpg": ("sb3", "stable_baselines3")}
+ALGOS = tuple(AGENT_FACTORIES)
+AGENT_INTERFACE = ("algo", "config", "obs_dim", "act_dim", "act", "update", "on_env_step", "on_epoch_start",
+                   "reset_episode", "state_dict", "load_state_dict")
+
+
+def is_factory_path(algo: str) -> bool:
+    """True for a "package.module:attribute" string naming a user's agent factory."""
+    module, sep, attr = algo.partition(":")
+    return bool(sep) and bool(module) and attr.isidentifier() and all(p.isidentifier() for p in module.split("."))
+
+
+def resolve_agent_factory(algo: str) -> Callable[..., Any]:
+    """The factory for a registered algo name or a "package.module:Factory" path; ConfigError says why not."""
+    path = AGENT_FACTORIES.get(algo, algo)
+    if algo not in AGENT_FACTORIES and not is_factory_path(algo):
+        raise ConfigError(f"unknown algo {algo!r}; accepted: {list(ALGOS)}, or your own agent factory as "
+                          "'package.module:Factory' with signature (obs_dim, act_dim, config, seed) -> agent")
+    module, _, attr = path.partition(":")
+    if algo in _EXTRAS:
+        extra, needed = _EXTRAS[algo]
+        try:
+            importlib.import_module(needed)
+        except ImportError as e:
+            raise ConfigError(f"algo {algo!r} needs the optional extra '{extra}': "
+                              f'pip install -e ".[{extra}]" (import failed: {e})') from e
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as e:
+        raise ConfigError(f"algo {algo!r}: cannot import module {module!r} ({type(e).__name__}: {e}); "
+                          "is the package installed and on sys.path?") from e
+    factory = getattr(mod, attr, None)
+    if not callable(factory):
+        raise ConfigError(f"algo {algo!r}: module {module!r} has no callable {attr!r}; expected a factory "
+                          "(obs_dim, act_dim, config, seed) -> agent")
+    return factory
 
 
 def make_agent(algo: str, obs_dim: int, act_dim: int, config: SQLConfig, seed: int = 0):
-    if algo == "sql":
-        from .sql import SoftQLearning
-        return SoftQLearning(obs_dim, act_dim, config, seed)
-    if algo == "ddpg":
-        from softq_baselines.ddpg import DDPG  # the baseline lives outside the reference package
-        return DDPG(obs_dim, act_dim, config, seed)
-    raise ConfigError(f"unknown algo {algo!r}; accepted: {list(ALGOS)}")
+    """Build the agent of `algo`: a name of AGENT_FACTORIES or a "package.module:Factory" path."""
+    agent = resolve_agent_factory(algo)(obs_dim, act_dim, config, seed)
+    missing = [name for name in AGENT_INTERFACE if not hasattr(agent, name)]
+    if missing:
+        raise ConfigError(f"algo {algo!r}: the factory returned a {type(agent).__name__} lacking {missing}; "
+                          f"an agent for softq_ref.training.train needs all of {list(AGENT_INTERFACE)}")
+    return agent
 
 
 def make_env(env_id: str, config: SQLConfig) -> gym.Env:
