@@ -3,6 +3,16 @@
 Runs the matrix (skipping finished runs, resuming interrupted ones), then decides every claim that
 has results and writes DIR/<tier>/matrix.json, claims.json and claims.md. Exit code 0 when every run
 finished, 1 when some failed or were blocked, 2 on usage errors.
+
+Other algorithms in the roles of SQL and DDPG (success-fraction tasks only):
+
+    --algos sb3_sac,sb3_ddpg      variants sb3_sac and sb3_ddpg instead of sql and ddpg (VARIANT=ALGO
+                                  names a variant, e.g. mine=mypkg.agents:make_agent); results under
+                                  DIR/<tier>/<task>/<variant>/seed<k>/, summary in matrix-<variants>.json
+    --roles sql=sb3_sac[,ddpg=V]  decide the claims with variant sb3_sac in the role of SQL (and V in
+                                  that of DDPG; default: the variant named like the role), pooling the
+                                  runs under the same DIR; written to claims-<sql variant>-vs-<ddpg variant>.{json,md}
+                                  (with two --algos and no --roles: sql=first, ddpg=second)
 """
 from __future__ import annotations
 
@@ -10,6 +20,7 @@ import argparse
 import datetime
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -32,6 +43,64 @@ def _seeds(text: str) -> list[int]:
     return list(range(n))
 
 
+_VARIANT_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+def _algos(text: str) -> list[tuple[str, str]]:
+    """'sb3_sac,sb3_ddpg' -> [(variant, algo)]; 'mine=pkg.mod:make' names the variant of a factory path."""
+    from ..training import ALGOS, is_factory_path
+
+    out: list[tuple[str, str]] = []
+    for item in (x.strip() for x in text.split(",") if x.strip()):
+        variant, sep, algo = item.partition("=")
+        variant, algo = (variant.strip(), algo.strip()) if sep else (item, item)
+        if algo not in ALGOS and not is_factory_path(algo):
+            raise argparse.ArgumentTypeError(
+                f"unknown algo {algo!r}; accepted: {list(ALGOS)} or VARIANT=package.module:Factory")
+        if not _VARIANT_NAME.match(variant):
+            raise argparse.ArgumentTypeError(
+                f"variant name {variant!r} is not a plain directory name; name it: VARIANT={algo} (letters, digits, _ . -)")
+        if variant in {v for v, _ in out}:
+            raise argparse.ArgumentTypeError(f"variant {variant!r} is given twice")
+        out.append((variant, algo))
+    if not out:
+        raise argparse.ArgumentTypeError("expected at least one algo, e.g. --algos sb3_sac,sb3_ddpg")
+    return out
+
+
+def _roles(text: str) -> dict[str, str]:
+    """'sql=sb3_sac,ddpg=sb3_ddpg' -> {role: variant}."""
+    out: dict[str, str] = {}
+    for item in (x.strip() for x in text.split(",") if x.strip()):
+        role, sep, variant = (p.strip() for p in item.partition("="))
+        if not sep or not variant:
+            raise argparse.ArgumentTypeError(f"{item!r}: expected ROLE=VARIANT, e.g. sql=sb3_sac")
+        out[role] = variant
+    try:
+        return claims_mod.check_roles(out)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _role_algos(roles: dict[str, str], algos: list[tuple[str, str]] | None) -> list[tuple[str, str]]:
+    """(variant, algo) of the variants playing the roles: the algo from --algos, else the variant's own name."""
+    from ..training import ALGOS
+
+    named = dict(algos or [])
+    out: list[tuple[str, str]] = []
+    for variant in dict.fromkeys(roles.values()):
+        algo = named.get(variant, variant)
+        if algo not in ALGOS and variant not in named:
+            raise ConfigError(f"--roles: variant {variant!r} is not a registered algo {list(ALGOS)}; "
+                              f"name its algo with --algos {variant}=package.module:Factory")
+        out.append((variant, algo))
+    return out
+
+
+def _roles_tag(roles: dict[str, str]) -> str:
+    return f"{roles['sql']}-vs-{roles['ddpg']}"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m softq_ref.benchmarks", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -45,6 +114,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=None, help="parallel runs (default: CPU cores)")
     ap.add_argument("--ray-address", default=None, help="Ray cluster address (default: RAY_ADDRESS or a local instance)")
     ap.add_argument("--steps", type=int, default=None, help="override every run's steps (timing estimates only)")
+    ap.add_argument("--algos", type=_algos, default=None, metavar="ALGO[,ALGO...]",
+                    help="run these algorithms (registered names or VARIANT=package.module:Factory) instead of "
+                         "sql and ddpg on the success-fraction tasks, e.g. sb3_sac,sb3_ddpg")
+    ap.add_argument("--roles", type=_roles, default=None, metavar="ROLE=VARIANT[,...]",
+                    help="decide the success-fraction claims with these variants in the roles sql / ddpg, "
+                         "e.g. sql=sb3_sac,ddpg=sb3_ddpg; writes claims-<sql>-vs-<ddpg>.{json,md}")
     ap.add_argument("--claims-only", action="store_true", help="decide the claims from existing results; train nothing")
     ap.add_argument("--dry-run", action="store_true", help="list the runs and exit")
     ap.add_argument("--no-progress", action="store_true")
@@ -52,7 +127,17 @@ def main(argv: list[str] | None = None) -> int:
     command = ["python", "-m", "softq_ref.benchmarks", *(sys.argv[1:] if argv is None else argv)]
     try:
         tasks = [t.strip() for t in args.tasks.split(",")] if args.tasks else None
-        runs = matrix(args.tier, tasks, args.seeds, args.steps)
+        runs = matrix(args.tier, tasks, args.seeds, args.steps, args.algos)
+        roles = args.roles
+        if roles is None and args.algos is not None and len(args.algos) == 2:
+            roles = {"sql": args.algos[0][0], "ddpg": args.algos[1][0]}  # positional: max-ent first
+        claim_runs = runs if roles is None else matrix(args.tier, tasks, args.seeds, args.steps,
+                                                       _role_algos(roles, args.algos))
+        if args.algos is not None and not args.claims_only and not args.dry_run:
+            from ..training import resolve_agent_factory
+
+            for _, algo in args.algos:  # a missing extra or a bad factory path: a usage error, before any run
+                resolve_agent_factory(algo)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -64,6 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out) / args.tier
     out.mkdir(parents=True, exist_ok=True)
     summary = None
+    # the main matrix owns matrix.json / claims.json; other algorithms and role mappings get their own files
+    matrix_name = "matrix.json" if args.algos is None else f"matrix-{'+'.join(v for v, _ in args.algos)}.json"
+    claims_stem = "claims" if roles is None else f"claims-{_roles_tag(roles)}"
     if not args.claims_only:
         try:
             summary = run_matrix(runs, args.out, args.executor, args.workers, not args.no_progress, command,
@@ -74,25 +162,37 @@ def main(argv: list[str] | None = None) -> int:
         counts: dict[str, int] = {}
         for o in summary["outcomes"].values():
             counts[o["status"]] = counts.get(o["status"], 0) + 1
-        _atomic_json(out / "matrix.json", {"command": command, "tier": args.tier, "seeds": args.seeds,
+        _atomic_json(out / matrix_name, {"command": command, "tier": args.tier, "seeds": args.seeds,
                                            "runs": [r.key for r in runs], "counts": counts,
                                            "time": datetime.datetime.now(datetime.timezone.utc).isoformat(), **summary})
         print(f"matrix: {len(runs)} runs, {counts}, wall {summary['wall_time_s']:.1f} s "
               f"({summary['executor']}, {summary['workers']} workers)")
-    results, problems = collect_results(args.out, args.tier, runs)
-    for p in problems:
-        print(f"  {p}", file=sys.stderr)
-    claim_ids = sorted({TASKS[r.task].claim for r in runs if TASKS[r.task].claim})
-    verdicts = claims_mod.evaluate_claims(results, only=claim_ids)
-    _atomic_json(out / "claims.json", {"tier": args.tier, "n_results": len(results), "problems": problems,
-                                       "verdicts": [v.to_dict() for v in verdicts]})
-    md = claims_mod.render_markdown(verdicts)
-    (out / "claims.md").write_text(md)
-    print(md)
+    if args.algos is not None and roles is None:
+        print("no claims decided: pass --roles sql=VARIANT,ddpg=VARIANT to compare these variants", file=sys.stderr)
+    else:
+        _decide_claims(args, claim_runs, roles, out / claims_stem)
     if summary is None:
         return 0
     bad = [k for k, o in summary["outcomes"].items() if o["status"] in ("failed", "blocked")]
     return 1 if bad else 0
+
+
+def _decide_claims(args: argparse.Namespace, runs: list, roles: dict[str, str] | None, stem: Path) -> None:
+    """Verdicts from the finished results of `runs` (with `roles`), written to <stem>.json and <stem>.md."""
+    results, problems = collect_results(args.out, args.tier, runs)
+    for p in problems:
+        print(f"  {p}", file=sys.stderr)
+    claim_ids = sorted({TASKS[r.task].claim for r in runs if TASKS[r.task].claim})
+    verdicts = claims_mod.evaluate_claims(results, only=claim_ids, roles=roles)
+    head = {"tier": args.tier, "n_results": len(results), "problems": problems}
+    if roles is not None:
+        head["roles"] = roles  # which variants played the roles sql and ddpg
+    _atomic_json(stem.with_name(stem.name + ".json"), {**head, "verdicts": [v.to_dict() for v in verdicts]})
+    md = claims_mod.render_markdown(verdicts)
+    if roles is not None:
+        md = "Roles: " + ", ".join(f"{r} <- `{v}`" for r, v in roles.items()) + "\n\n" + md
+    stem.with_name(stem.name + ".md").write_text(md)
+    print(md)
 
 
 if __name__ == "__main__":

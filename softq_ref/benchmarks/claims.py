@@ -14,6 +14,11 @@ Success-fraction claims (multi-goal, swimmer, maze), with s/n successes of SQL a
   is >= alpha the matrix cannot reproduce the claim, only fail to refute it) and the n per algorithm
   they would need.
 
+Roles: a success-fraction claim compares the variant in the role "sql" (the max-ent algorithm) with
+the variant in the role "ddpg"; by default the variants of those names. `roles={"sql": "sb3_sac"}`
+lets another algorithm's runs play a role (`--roles` of the CLI); a mapped verdict's `measured.roles`
+says which variants played which role, and the `sql_*` / `ddpg_*` fields are those of the roles.
+
 Curve claims (fine-tuning): per task and DDPG variant, a percentile bootstrap CI of
 mean(AUC | SQL pretrained) - mean(AUC | DDPG variant), level 1 - alpha / m (Bonferroni over the m
 comparisons); reproduced if all CIs > 0, not_reproduced if any CI < 0, else inconclusive.
@@ -30,9 +35,20 @@ import numpy as np
 from scipy import stats
 
 __all__ = ["Verdict", "VERDICTS", "evaluate_claims", "success_fraction_verdict", "curve_verdict", "claim_specs",
-           "VERDICT_VALUES", "render_markdown"]
+           "VERDICT_VALUES", "render_markdown", "ROLES", "ROLE_CLAIMS", "check_roles"]
 
 VERDICT_VALUES = ("reproduced", "not_reproduced", "inconclusive")
+ROLES = ("sql", "ddpg")  # the two roles of a success-fraction claim; default variant = role name
+ROLE_CLAIMS = ("CLAIM.5_1.multigoal_modes", "CLAIM.5_2.swimmer_forward", "CLAIM.5_2.maze_passage")
+
+
+def check_roles(roles: dict[str, str] | None) -> dict[str, str]:
+    """{role: variant} completed with the default variants; ValueError names an unknown role."""
+    roles = dict(roles or {})
+    unknown = sorted(set(roles) - set(ROLES))
+    if unknown:
+        raise ValueError(f"unknown role(s) {unknown}; accepted roles: {list(ROLES)} (e.g. sql=sb3_sac,ddpg=sb3_ddpg)")
+    return {r: roles.get(r, r) for r in ROLES}
 
 
 @dataclass
@@ -130,9 +146,12 @@ def _by_variant(results: list[dict], protocol: str) -> dict[str, list[dict]]:
     return out
 
 
-def _fraction_claim(spec, results: list[dict], protocol: str) -> Verdict:
+def _fraction_claim(spec, results: list[dict], protocol: str, roles: dict[str, str] | None = None) -> Verdict:
     p = spec.params
-    g = _by_variant(results, protocol)
+    roles = check_roles(roles)
+    by_variant = _by_variant(results, protocol)
+    g = {role: by_variant.get(variant, []) for role, variant in roles.items()}  # role -> its variant's runs
+    results = [r for runs in g.values() for r in runs]  # tasks / tiers below: those of the compared runs
     s = {k: sum(bool(r["metrics"].get("success")) for r in g.get(k, [])) for k in ("sql", "ddpg")}
     n = {k: len(g.get(k, [])) for k in ("sql", "ddpg")}
     v = success_fraction_verdict(spec.id, s["sql"], n["sql"], s["ddpg"], n["ddpg"], float(p["paper_sql"]),
@@ -140,6 +159,10 @@ def _fraction_claim(spec, results: list[dict], protocol: str) -> Verdict:
     tasks = sorted({r["task"] for r in results if r.get("protocol") == protocol})
     tiers = sorted({r["tier"] for r in results if r.get("protocol") == protocol})
     v.measured.update(tasks=tasks, tiers=tiers)
+    if roles != check_roles(None):  # the default verdict stays as it was; a mapped one says who played whom
+        v.measured["roles"] = roles
+        v.notes.append("roles: " + ", ".join(f"{r} <- {var}" for r, var in roles.items()))
+        v.notes.extend(f"no finished runs of variant {var!r} (role {r})" for r, var in roles.items() if not g[r])
     if protocol == "multigoal":
         v.measured["goals_reached"] = {k: [r["metrics"].get("goals_reached") for r in g.get(k, [])] for k in ("sql", "ddpg")}
     if protocol == "swimmer":
@@ -155,18 +178,18 @@ def _fraction_claim(spec, results: list[dict], protocol: str) -> Verdict:
 
 
 @verdict("CLAIM.5_1.multigoal_modes")
-def multigoal_modes(spec, results: list[dict]) -> Verdict:
-    return _fraction_claim(spec, results, "multigoal")
+def multigoal_modes(spec, results: list[dict], roles: dict[str, str] | None = None) -> Verdict:
+    return _fraction_claim(spec, results, "multigoal", roles)
 
 
 @verdict("CLAIM.5_2.swimmer_forward")
-def swimmer_forward(spec, results: list[dict]) -> Verdict:
-    return _fraction_claim(spec, results, "swimmer")
+def swimmer_forward(spec, results: list[dict], roles: dict[str, str] | None = None) -> Verdict:
+    return _fraction_claim(spec, results, "swimmer", roles)
 
 
 @verdict("CLAIM.5_2.maze_passage")
-def maze_passage(spec, results: list[dict]) -> Verdict:
-    return _fraction_claim(spec, results, "maze")
+def maze_passage(spec, results: list[dict], roles: dict[str, str] | None = None) -> Verdict:
+    return _fraction_claim(spec, results, "maze", roles)
 
 
 # -- curves ---------------------------------------------------------------------------------------------
@@ -230,14 +253,22 @@ def finetune_faster(spec, results: list[dict]) -> Verdict:
     return v
 
 
-def evaluate_claims(results: list[dict], only: list[str] | None = None) -> list[Verdict]:
+def evaluate_claims(results: list[dict], only: list[str] | None = None,
+                    roles: dict[str, str] | None = None) -> list[Verdict]:
+    """Verdicts of the claims in `only` (default all); `roles` maps role -> variant for the
+    success-fraction claims (ROLE_CLAIMS); with a non-default mapping only those are decided."""
     specs = claim_specs()
     missing = set(specs) - set(VERDICTS)
     if missing:
         raise RuntimeError(f"claims without a verdict function: {sorted(missing)}")
+    mapped = check_roles(roles) != check_roles(None)
     out = []
     for cid, spec in specs.items():
-        if only is None or cid in only:
+        if only is not None and cid not in only:
+            continue
+        if cid in ROLE_CLAIMS:
+            out.append(VERDICTS[cid](spec, results, roles=check_roles(roles)))
+        elif not mapped:
             out.append(VERDICTS[cid](spec, results))
     return out
 
@@ -246,8 +277,10 @@ def render_markdown(verdicts: list[Verdict]) -> str:
     lines = ["| claim | verdict | measured | decisive p / CI |", "|---|---|---|---|"]
     for v in verdicts:
         if "sql_successes" in v.measured:
-            meas = (f"SQL {v.measured['sql_successes']}/{v.measured['sql_runs']}, "
-                    f"DDPG {v.measured['ddpg_successes']}/{v.measured['ddpg_runs']}")
+            roles = v.measured.get("roles") or check_roles(None)
+            name = {r: r.upper() if var == r else f"{var} (as {r.upper()})" for r, var in roles.items()}
+            meas = (f"{name['sql']} {v.measured['sql_successes']}/{v.measured['sql_runs']}, "
+                    f"{name['ddpg']} {v.measured['ddpg_successes']}/{v.measured['ddpg_runs']}")
             t = v.tests
             dec = (f"Fisher SQL>DDPG p={t.get('p_claim_fisher_sql_gt_ddpg', float('nan')):.3g}, "
                    f"reverse p={t.get('p_reverse_fisher_ddpg_gt_sql', float('nan')):.3g}, "

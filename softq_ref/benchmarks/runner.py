@@ -6,6 +6,7 @@ Layout under `--out DIR`:
         config.json, metadata.json, metrics.csv, checkpoint.pt     (softq_ref.training.train)
         result.json                                                 (this module; marks the run finished)
     DIR/<tier>/matrix.json, claims.json, claims.md                  (matrix summary and verdicts)
+    DIR/<tier>/matrix-<variants>.json, claims-<a>-vs-<b>.{json,md}  (other algorithms, --algos / --roles)
 
 A run is *finished* when its result.json exists, parses, has this SCHEMA_VERSION and describes the same
 run (tier, task, variant, seed, steps, config, env kwargs). Finished runs are skipped; others are started,

@@ -16,7 +16,7 @@ from typing import Any
 from ..config import ConfigError, SQLConfig
 
 __all__ = ["TaskDef", "TierTask", "Reduction", "TASKS", "TIERS", "GROUPS", "DEFAULT_TASKS", "tier_task",
-           "expand_tasks", "variants", "RunDef"]
+           "expand_tasks", "variants", "RunDef", "FRACTION_PROTOCOLS"]
 
 
 @dataclass(frozen=True)
@@ -54,9 +54,26 @@ GROUPS: dict[str, list[str]] = {
 FINETUNE_VARIANTS = ("sql_pretrained", "ddpg_scratch", "ddpg_pretrained")
 
 
-def variants(task: str) -> list[tuple[str, str, str | None]]:
-    """(variant, algo, pretrain algo or None) for one task."""
-    if TASKS[task].protocol == "finetune":
+# Protocols whose claim is a success fraction of two algorithms: the tasks other algorithms can play in.
+FRACTION_PROTOCOLS = ("multigoal", "swimmer", "maze")
+
+
+def variants(task: str, algos: list[tuple[str, str]] | None = None) -> list[tuple[str, str, str | None]]:
+    """(variant, algo, pretrain algo or None) for one task.
+
+    `algos` [(variant, algo), ...] replaces the compared pair sql/ddpg by other algorithms (e.g. SB3's
+    SAC and DDPG, see softq_ref.training.AGENT_FACTORIES); only success-fraction tasks accept it, since
+    fine-tuning variants need a pretraining run and the SQL fine-tuning schedule of one algorithm.
+    """
+    protocol = TASKS[task].protocol
+    if algos is not None:
+        if protocol not in FRACTION_PROTOCOLS:
+            raise ConfigError(f"task {task!r} (protocol {protocol!r}) cannot run other algorithms "
+                              f"{[a for _, a in algos]}: only the success-fraction tasks "
+                              f"{[t for t, d in TASKS.items() if d.protocol in FRACTION_PROTOCOLS]} can; "
+                              "drop it from --tasks or run it without --algos")
+        return [(variant, algo, None) for variant, algo in algos]
+    if protocol == "finetune":
         return [("sql_pretrained", "sql", "sql"), ("ddpg_scratch", "ddpg", None), ("ddpg_pretrained", "ddpg", "ddpg")]
     return [("sql", "sql", None), ("ddpg", "ddpg", None)]
 
@@ -239,12 +256,22 @@ class RunDef:
                     eval_episodes=self.eval_episodes, env_kwargs=self.env_kwargs, init_from=self.init_from)
 
 
-def matrix(tier: str, tasks: list[str] | None, seeds: list[int], steps: int | None = None) -> list[RunDef]:
+def matrix(tier: str, tasks: list[str] | None, seeds: list[int], steps: int | None = None,
+           algos: list[tuple[str, str]] | None = None) -> list[RunDef]:
+    """Every run of `tasks` x variants x `seeds`; `algos` [(variant, algo)] replaces sql/ddpg (see `variants`).
+
+    With `algos` and no `tasks`, the tier's default tasks are narrowed to the success-fraction ones.
+    """
+    if algos is not None and tasks is None:
+        tasks = [t for t in DEFAULT_TASKS[tier] if TASKS[t].protocol in FRACTION_PROTOCOLS]
+    if algos is not None:  # name a requested task in the error, not the pretraining it pulled in
+        for task in sorted(expand_tasks(tasks, tier), key=lambda t: TASKS[t].protocol == "pretrain"):
+            variants(task, algos)
     runs = []
     for task in expand_tasks(tasks, tier):
         td, tt = TASKS[task], tier_task(tier, task)
         cfg = tt.sql_config().to_dict()
-        for variant, algo, pre in variants(task):
+        for variant, algo, pre in variants(task, algos):
             for seed in seeds:
                 init = f"{td.pretrain_task}/{pre}/seed{seed}" if pre else None
                 runs.append(RunDef(tier, task, variant, algo, seed, td.env_id, int(steps or tt.steps), cfg, td.protocol,
