@@ -282,3 +282,21 @@ def test_report_usage_errors(tmp_path):
     assert report.main(["--results", str(tmp_path / "empty"), "--out", str(tmp_path / "o"), "--no-figures"]) == 0
     rep = json.loads((tmp_path / "o" / "report.json").read_text())
     assert all(c["verdict"] == "not_run" for c in rep["claims"])
+
+
+def test_third_party_variants_are_loaded_but_do_not_enter_the_sql_ddpg_verdicts(tmp_path):
+    """Results of --algos runs (e.g. sb3_sac) sit beside the main matrix; an unknown algo is rejected."""
+    root = make_results(tmp_path / "res", tasks=["multigoal"], checkpoints=False)
+    ci = root / "ci" / "multigoal"
+    for variant, algo in (("sb3_sac", "sb3_sac"), ("bogus", "ppo")):
+        src = json.loads((ci / "ddpg/seed0/result.json").read_text())
+        d = ci / variant / "seed0"
+        d.mkdir(parents=True)
+        (d / "result.json").write_text(json.dumps({**src, "variant": variant, "algo": algo,
+                                                   "key": f"multigoal/{variant}/seed0"}))
+    loaded = load_results(str(root))
+    assert any(r["variant"] == "sb3_sac" for r in loaded.results)
+    reasons = {x.path.split("/res/", 1)[1]: x.reason for x in loaded.rejected}
+    assert "unknown algo 'ppo'" in reasons["ci/multigoal/bogus/seed0/result.json"]
+    mg = next(v for v in claims_mod.evaluate_claims(loaded.results) if v.claim == "CLAIM.5_1.multigoal_modes")
+    assert (mg.measured["sql_runs"], mg.measured["ddpg_runs"]) == (5, 5)

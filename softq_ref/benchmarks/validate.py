@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..training import ALGOS
 from .runner import SCHEMA_VERSION
 from .tiers import TASKS, TIERS
 
@@ -107,8 +108,8 @@ def validate_result(obj: Any, rel: str | None = None) -> str | None:
         return f"unknown tier {obj['tier']!r}"
     if obj["task"] not in TASKS:
         return f"unknown task {obj['task']!r}"
-    if obj["algo"] not in ("sql", "ddpg"):
-        return f"unknown algo {obj['algo']!r}"
+    if obj["algo"] not in ALGOS and ":" not in str(obj["algo"]):  # registered name or a package.module:Factory
+        return f"unknown algo {obj['algo']!r}; accepted: {list(ALGOS)} or a package.module:Factory path"
     if obj["protocol"] != TASKS[obj["task"]].protocol:
         return f"protocol {obj['protocol']!r} does not match task {obj['task']!r} ({TASKS[obj['task']].protocol})"
     need = _PROTOCOL_METRICS[obj["protocol"]]
