@@ -40,7 +40,7 @@ Mapping of the config (an `SQLConfig`, as for every agent of `train`)
   from the config.
 * exploration: SAC samples from its tanh-Gaussian policy; if `config.exploration_noise == "ou"`
   OU noise is added on top, exactly as the reference SQL agent does (so the max-ent role gets the
-  same exploration config as SQL; the ci tier has "none", the paper tier "ou"). DDPG adds OU noise
+  same exploration config as SQL; the ci and paper tiers have "ou", as D.1). DDPG adds OU noise
   (`ou_theta`, `ou_sigma`, `softq_ref.noise.OUNoise`, numpy Generator seeded with `seed`), always,
   like the reference DDPG. `deterministic=True` drops all noise (SAC: tanh of the Gaussian mean).
 * losses reported: `q_loss` / `policy_loss` are SB3's own `train/critic_loss` / `train/actor_loss`
