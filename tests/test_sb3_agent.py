@@ -40,7 +40,13 @@ def test_act_shapes_bounds_and_determinism(algo):
     assert acts.shape == (50, 2) and acts.dtype == np.float32 and np.all(np.abs(acts) <= 1)
     assert acts.std(axis=0).min() > 0  # SAC samples its policy; DDPG adds OU noise
     det = [agent.act(np.ones(3), deterministic=True) for _ in range(3)]
-    assert all(np.array_equal(det[0], d) for d in det)  # SAC: tanh(mean); DDPG: mu(s)
+    if algo == "sb3_ddpg":
+        assert all(np.array_equal(det[0], d) for d in det)  # mu(s), no OU noise
+    else:  # SAC's policy is a distribution: `deterministic` drops only the added OU noise, as for SQL
+        with_ou = make_agent(algo, 3, 2, CFG.replace(exploration_noise="ou"), seed=3)
+        without = make_agent(algo, 3, 2, CFG.replace(exploration_noise="none"), seed=3)
+        pairs = [(with_ou.act(np.ones(3), deterministic=True), without.act(np.ones(3))) for _ in range(5)]
+        assert all(np.array_equal(x, y) for x, y in pairs) and np.std([x for x, _ in pairs], axis=0).min() > 0
     # same seed, same actions; acting and updating do not move the process's global torch stream
     a, b = make_agent(algo, 3, 2, CFG, seed=5), make_agent(algo, 3, 2, CFG, seed=5)
     global_state = torch.get_rng_state()

@@ -42,7 +42,9 @@ Mapping of the config (an `SQLConfig`, as for every agent of `train`)
   OU noise is added on top, exactly as the reference SQL agent does (so the max-ent role gets the
   same exploration config as SQL; the ci and paper tiers have "ou", as D.1). DDPG adds OU noise
   (`ou_theta`, `ou_sigma`, `softq_ref.noise.OUNoise`, numpy Generator seeded with `seed`), always,
-  like the reference DDPG. `deterministic=True` drops all noise (SAC: tanh of the Gaussian mean).
+  like the reference DDPG. `deterministic=True` drops the added OU noise, as for the reference agents:
+  DDPG then acts with mu(s), SAC still samples its tanh-Gaussian policy (its policy *is* the
+  distribution, as SQL's is the sampler's; the multi-goal protocol evaluates that distribution).
 * losses reported: `q_loss` / `policy_loss` are SB3's own `train/critic_loss` / `train/actor_loss`
   logger values of that step. Conventions differ from the reference (0.5 MSE of one critic): SB3
   SAC logs 0.5 * (MSE_1 + MSE_2) over its two critics, SB3 DDPG logs MSE (no 0.5). SAC's actor loss
@@ -167,11 +169,15 @@ class SB3Agent:
 
     # -- acting -----------------------------------------------------------------------------------------
     def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
-        """One action in [-1, 1]^d: SAC samples its policy (mean if deterministic); DDPG mu(s) + OU noise."""
+        """One action in [-1, 1]^d: SAC samples its policy, DDPG mu(s); + OU noise unless `deterministic`.
+
+        As in SoftQLearning.act, `deterministic` removes only the exploration noise added on top of the
+        policy, never the policy's own randomness (SAC's Gaussian, like SQL's sampler noise).
+        """
         s = torch.as_tensor(np.asarray(obs, np.float32), device=self.model.device).reshape(1, -1)
         with torch.no_grad(), self._own_torch_rng():
             if self.kind == "sac":
-                a = self.model.actor(s, deterministic=deterministic)
+                a = self.model.actor(s, deterministic=False)
             else:
                 a = self.model.actor(s)
         a = a[0].cpu().numpy().astype(np.float64)
