@@ -145,7 +145,7 @@ def test_bad_result_files_are_reported_not_crashing(tmp_path):
 def test_cli_usage_errors_and_dry_run(capsys, tmp_path):
     assert cli_main(["--tier", "ci", "--tasks", "nope", "--dry-run"]) == 2
     assert cli_main(["--tier", "ci", "--seeds", "5", "--dry-run"]) == 0
-    assert "70 runs" in capsys.readouterr().out
+    assert "85 runs" in capsys.readouterr().out
     with pytest.raises(runner.RunnerError, match="unknown executor"):
         runner.run_matrix([], tmp_path, "dask")
 

@@ -273,9 +273,11 @@ def build_report(results_dir: str, conformance: list[str] | None = None, out: st
                      "about the paper")
     commits = sorted({r["git_commit"] for r in rs})
     if len(commits) > 1:
-        notes.append(f"the results record {len(commits)} different git commits: each run records HEAD when it "
-                     "finishes, and HEAD moved while the matrix ran (a shared working tree), so the code of each run "
-                     "is pinned only to the working tree of its time; rerun on a clean checkout to pin it")
+        per = Counter(r["git_commit"][:10] for r in rs)
+        notes.append(f"the results record {len(commits)} different git commits ("
+                     + ", ".join(f"{c}: {n} runs" for c, n in sorted(per.items())) + "): each run records the HEAD "
+                     "of the code that ran it when it finished, so runs of different code are pooled here (if HEAD "
+                     "moved while a matrix ran in a shared working tree, a run is pinned only to the tree of its time)")
     if loaded.claims is not None:
         old = {v.get("claim"): v.get("verdict") for v in loaded.claims.get("verdicts", []) if isinstance(v, dict)}
         for c in claims:
