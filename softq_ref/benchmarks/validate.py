@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..training import ALGOS
+from ..training import ALGOS, is_factory_path
 from .runner import SCHEMA_VERSION
 from .tiers import TASKS, TIERS
 
@@ -108,7 +108,7 @@ def validate_result(obj: Any, rel: str | None = None) -> str | None:
         return f"unknown tier {obj['tier']!r}"
     if obj["task"] not in TASKS:
         return f"unknown task {obj['task']!r}"
-    if obj["algo"] not in ALGOS and ":" not in str(obj["algo"]):  # registered name or a package.module:Factory
+    if obj["algo"] not in ALGOS and not is_factory_path(str(obj["algo"])):
         return f"unknown algo {obj['algo']!r}; accepted: {list(ALGOS)} or a package.module:Factory path"
     if obj["protocol"] != TASKS[obj["task"]].protocol:
         return f"protocol {obj['protocol']!r} does not match task {obj['task']!r} ({TASKS[obj['task']].protocol})"
