@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from .config import SQLConfig
+from .flat_adam import FlatAdam
 from .networks import QNetwork, SamplingNetwork
 from .noise import OUNoise
 from .sampler import svgd_surrogate_loss
@@ -59,8 +60,8 @@ class SoftQLearning:
         self.q = QNetwork(obs_dim, act_dim, config.hidden_sizes).to(self.device)
         self.q_target = copy.deepcopy(self.q).requires_grad_(False)
         self.sampler = SamplingNetwork(obs_dim, act_dim, config.hidden_sizes).to(self.device)
-        self.q_optimizer = torch.optim.Adam(self.q.parameters(), lr=config.q_lr, foreach=True)
-        self.policy_optimizer = torch.optim.Adam(self.sampler.parameters(), lr=config.policy_lr, foreach=True)
+        self.q_optimizer = FlatAdam(self.q, lr=config.q_lr)
+        self.policy_optimizer = FlatAdam(self.sampler, lr=config.policy_lr)
         self.ou = OUNoise(act_dim, config.ou_theta, config.ou_sigma) if config.exploration_noise == "ou" else None
         self.alpha = float(config.alpha)
         self.initial_alpha = self.alpha
@@ -118,7 +119,7 @@ class SoftQLearning:
         y = self.td_target(batch)
         q = self.q(batch["obs"], batch["action"])
         loss = 0.5 * (y - q).pow(2).mean()  # eq. 11
-        self.q_optimizer.zero_grad(set_to_none=True)
+        self.q_optimizer.zero_grad()
         loss.backward()
         self.q_optimizer.step()
         return {"q_loss": float(loss.detach()), "q_mean": float(q.detach().mean())}
@@ -131,7 +132,7 @@ class SoftQLearning:
             obs, actions, self.q, self.internal_alpha, self.config.n_fixed,
             self.config.bandwidth_rule, self.config.squash_correction,
         )
-        self.policy_optimizer.zero_grad(set_to_none=True)
+        self.policy_optimizer.zero_grad()
         loss.backward()
         self.policy_optimizer.step()
         return {"policy_surrogate": float(loss.detach()), "bandwidth": stats.bandwidth, "svgd_norm": stats.direction_norm}

@@ -73,6 +73,15 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def tune_process() -> bool:
+    """The process settings the training entry points apply (softq_ref.runtime); absent in older commits."""
+    try:
+        from ..runtime import keep_freed_memory
+    except ImportError:  # a "before" run of an older reference, which had no such setting
+        return False
+    return keep_freed_memory()
+
+
 def _version(dist: str) -> str:
     try:
         return importlib_metadata.version(dist)
@@ -241,6 +250,7 @@ def _train_child(algo: str, steps: int, min_replay: int, threads: int, device: s
     from ..training import make_agent, train
 
     torch.set_num_threads(threads)
+    tune_process()
     base = TINY if tiny else SETTINGS["paper"].replace(target_update_interval=5000)  # swimmer_paper
     cfg = base.replace(min_replay_size=min_replay, epoch_length=steps, device=device)
     agent = make_agent(algo, OBS_DIM, ACT_DIM, cfg, seed=0)
@@ -274,6 +284,7 @@ def _seed_worker(seed: int, cfg_dict: dict, n: int, barrier, queue) -> None:
     from ..sql import SoftQLearning
 
     torch.set_num_threads(1)
+    tune_process()
     cfg = SQLConfig.from_dict(cfg_dict)
     agent = SoftQLearning(OBS_DIM, ACT_DIM, cfg, seed=seed)
     batches = _batches(4, cfg.batch_size, OBS_DIM, ACT_DIM, seed=seed)
@@ -323,6 +334,7 @@ def run(out_dir: str | os.PathLike, device: str = "cpu", quick: bool = False, la
     threads0 = torch.get_num_threads()
     reps, n = (2, 2) if quick else (7, 20)
     result: dict[str, Any] = {"label": label, "quick": quick, "machine": machine_info(dev),
+                              "keep_freed_memory": tune_process(),
                               "threads_note": "per-core figures use torch.set_num_threads(1); others say their count",
                               "contended_if_load_above": CONTENDED_LOAD, "load_1min_start": _load()}
     settings = {"tiny": TINY} if quick else SETTINGS
