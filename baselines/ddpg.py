@@ -24,7 +24,7 @@ from torch import nn
 
 from softq_ref.config import SQLConfig
 from softq_ref.flat_adam import FlatAdam
-from softq_ref.networks import QNetwork, mlp
+from softq_ref.networks import QNetwork, in_config_precision, mlp
 from softq_ref.noise import OUNoise
 
 __all__ = ["DDPG", "DDPGConfig", "DeterministicActor"]
@@ -77,12 +77,14 @@ class DDPG:
         self.ou.reset()
 
     # -- critic and actor updates -------------------------------------------------------------------
+    @in_config_precision
     def td_target(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """y = r + gamma (1 - terminated) Q'(s', mu'(s')); truncation is not terminal."""
         with torch.no_grad():
             q_next = self.q_target(batch["next_obs"], self.actor_target(batch["next_obs"]))
             return batch["reward"] + self.config.gamma * (1.0 - batch["terminated"]) * q_next
 
+    @in_config_precision
     def q_update(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         y = self.td_target(batch)
         q = self.q(batch["obs"], batch["action"])
@@ -93,6 +95,7 @@ class DDPG:
         self.q_optimizer.step()
         return {"q_loss": float(loss.detach()), "q_mean": float(q.detach().mean())}
 
+    @in_config_precision
     def policy_update(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         # Deterministic policy gradient: ascend Q(s, mu(s)); only the actor's optimizer steps.
         loss = -self.q(batch["obs"], self.actor(batch["obs"])).mean()

@@ -29,6 +29,8 @@ class ReferenceAdapter:
                                           batch_size=64, min_replay_size=256, q_lr=3e-3, policy_lr=1e-3,
                                           target_update_interval=100)
         c = self.config
+        if c.precision != "float32":  # its own report folder: these are not the reference's numbers
+            self.name = f"softq_ref-{c.precision}"
         self.conventions = {"value_proposal": c.value_proposal, "squash_correction": c.squash_correction,
                             "bandwidth_rule": c.bandwidth_rule, "temperature_mode": c.temperature_mode}
 
@@ -140,3 +142,9 @@ class ReferenceAdapter:
 
 def reference() -> ReferenceAdapter:
     return ReferenceAdapter()
+
+
+def reference_bfloat16() -> ReferenceAdapter:
+    """The reference in its opt-in precision="bfloat16_autocast" mode (perf README: verdicts measured)."""
+    adapter = ReferenceAdapter()
+    return ReferenceAdapter(adapter.config.replace(precision="bfloat16_autocast"))

@@ -13,12 +13,13 @@ from typing import Any
 from .svgd import BandwidthRule
 
 __all__ = ["SQLConfig", "PRESETS", "preset", "ConfigError", "VALUE_PROPOSALS", "SQUASH_CORRECTIONS",
-           "TEMPERATURE_MODES", "EXPLORATION_NOISES"]
+           "TEMPERATURE_MODES", "EXPLORATION_NOISES", "PRECISIONS"]
 
 VALUE_PROPOSALS = ("uniform_per_state", "uniform_shared")
 SQUASH_CORRECTIONS = ("none", "tanh_log_det")
 TEMPERATURE_MODES = ("alpha", "reward_scale")
 EXPLORATION_NOISES = ("none", "ou")
+PRECISIONS = ("float32", "bfloat16_autocast")
 
 
 class ConfigError(ValueError):
@@ -69,6 +70,11 @@ class SQLConfig:
     finetune_noise_set_size: int = 0  # K_xi: fixed noise set shrunk linearly to 1 (0 = fresh noise)
     # -- bookkeeping ---------------------------------------------------------------------------
     device: str = "cpu"
+    # "float32": the reference's numbers. "bfloat16_autocast" (opt-in): the update's network passes
+    # under torch.autocast(bfloat16), parameters, optimizer and losses in float32; faster where the
+    # hardware multiplies bfloat16 natively (AMX, tensor cores), and it changes the numbers: its
+    # effect on the conformance verdicts is measured in softq_ref/perf/README.md.
+    precision: str = "float32"
     notes: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -135,6 +141,7 @@ class SQLConfig:
              "bandwidth_rule", "svgd_code or paper_d1 when fewer than 2 fixed particles (the others divide by log n_fixed = 0)")
         need(self.squash_correction in SQUASH_CORRECTIONS, "squash_correction", f"one of {SQUASH_CORRECTIONS}")
         need(self.exploration_noise in EXPLORATION_NOISES, "exploration_noise", f"one of {EXPLORATION_NOISES}")
+        need(self.precision in PRECISIONS, "precision", f"one of {PRECISIONS}")
         need(self.ou_theta >= 0, "ou_theta", "a mean-reversion rate >= 0")
         need(self.ou_sigma >= 0, "ou_sigma", "a noise scale >= 0")
         need(self.finetune_epochs >= 0, "finetune_epochs", "an integer >= 0")

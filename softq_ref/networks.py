@@ -1,12 +1,14 @@
 """The two function approximators of Algorithm 1: soft Q-network and sampling network f^phi."""
 from __future__ import annotations
 
-from typing import Sequence
+import contextlib
+import functools
+from typing import Callable, Sequence, TypeVar
 
 import torch
 from torch import nn
 
-__all__ = ["mlp", "evaluate_mlp", "QNetwork", "SamplingNetwork"]
+__all__ = ["mlp", "evaluate_mlp", "autocast_region", "in_config_precision", "QNetwork", "SamplingNetwork"]
 
 
 def mlp(in_dim: int, hidden_sizes: Sequence[int], out_dim: int) -> nn.Sequential:
@@ -38,6 +40,27 @@ def evaluate_mlp(net: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
     return h
 
 
+def autocast_region(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
+    """Where an update runs: as is for "float32", under torch.autocast(bfloat16) for "bfloat16_autocast"."""
+    if precision == "float32":
+        return contextlib.nullcontext()
+    if precision == "bfloat16_autocast":
+        return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
+    raise ValueError(f"precision must be 'float32' or 'bfloat16_autocast', got {precision!r}")
+
+
+F = TypeVar("F", bound=Callable)
+
+
+def in_config_precision(method: F) -> F:
+    """Run an agent method (td_target, q_update, policy_update) in `self.config.precision`."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with autocast_region(self.config.precision, self.device):
+            return method(self, *args, **kwargs)
+    return wrapper  # type: ignore[return-value]
+
+
 class QNetwork(nn.Module):
     """Q(s, a) -> scalar. Accepts obs (..., o) with actions (..., n, d): obs is broadcast over particles."""
 
@@ -51,7 +74,8 @@ class QNetwork(nn.Module):
             obs = obs.unsqueeze(-2).expand(*act.shape[:-1], obs.shape[-1])
         x = torch.cat([obs, act], dim=-1)
         # Under no_grad (the eq. 10 value target, evaluation) ReLU in place: same numbers.
-        return (self.net(x) if torch.is_grad_enabled() else evaluate_mlp(self.net, x)).squeeze(-1)
+        q = self.net(x) if torch.is_grad_enabled() else evaluate_mlp(self.net, x)
+        return q.squeeze(-1).to(obs.dtype)  # float32 out of a bfloat16 autocast region (a no-op otherwise)
 
 
 class SamplingNetwork(nn.Module):
@@ -69,7 +93,7 @@ class SamplingNetwork(nn.Module):
     def actions_from_noise(self, obs: torch.Tensor, xi: torch.Tensor) -> torch.Tensor:
         """obs (B, o), xi (B, n, d) -> actions (B, n, d)."""
         obs = obs.unsqueeze(-2).expand(*xi.shape[:-1], obs.shape[-1])
-        return torch.tanh(self.net(torch.cat([obs, xi], dim=-1)))
+        return torch.tanh(self.net(torch.cat([obs, xi], dim=-1))).to(obs.dtype)  # as QNetwork.forward
 
     def sample_noise(self, batch: int, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         p = next(self.parameters())

@@ -22,7 +22,7 @@ import torch
 
 from .config import SQLConfig
 from .flat_adam import FlatAdam
-from .networks import QNetwork, SamplingNetwork
+from .networks import QNetwork, SamplingNetwork, in_config_precision
 from .noise import OUNoise
 from .sampler import svgd_surrogate_loss
 from .soft_value import sample_uniform_box, soft_value_uniform_box
@@ -110,11 +110,13 @@ class SoftQLearning:
             q = self.q_target(next_obs, actions)  # (B, M)
             return soft_value_uniform_box(q, self.internal_alpha, self.act_dim)
 
+    @in_config_precision
     def td_target(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """y = reward_scale * r + gamma (1 - terminated) V_hat(s'), without gradient (eq. 11)."""
         v_next = self.soft_value_target(batch["next_obs"])
         return self.reward_scale * batch["reward"] + self.config.gamma * (1.0 - batch["terminated"]) * v_next
 
+    @in_config_precision
     def q_update(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         y = self.td_target(batch)
         q = self.q(batch["obs"], batch["action"])
@@ -125,6 +127,7 @@ class SoftQLearning:
         return {"q_loss": float(loss.detach()), "q_mean": float(q.detach().mean())}
 
     # -- eq. 13-14: sampler update ------------------------------------------------------------------
+    @in_config_precision
     def policy_update(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         obs = batch["obs"]
         actions = self.sampler(obs, self.config.svgd_particles, generator=self.generator)  # (B, K, d)

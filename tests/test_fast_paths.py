@@ -169,3 +169,25 @@ def test_keep_freed_memory_applies_on_glibc_and_is_a_no_op_elsewhere(monkeypatch
         assert runtime.keep_freed_memory() is True
     monkeypatch.setattr(runtime.platform, "system", lambda: "Darwin")
     assert runtime.keep_freed_memory() is False
+
+
+@pytest.mark.parametrize("algo", ["sql", "ddpg"])
+def test_bfloat16_autocast_is_opt_in_and_keeps_float32_state(algo):
+    from softq_ref.training import make_agent
+
+    cfg = SQLConfig(batch_size=16, hidden_sizes=(32, 32), value_samples=8, svgd_particles=8)
+    agents = {p: make_agent(algo, 10, 2, cfg.replace(precision=p), 0) for p in ("float32", "bfloat16_autocast")}
+    batches = _batches(3, 16, 10, 2)
+    stats = {p: [a.update(b) for b in batches] for p, a in agents.items()}
+    f32, bf16 = agents["float32"], agents["bfloat16_autocast"]
+    assert all(p.dtype == torch.float32 for p in bf16.q.parameters())
+    assert all(torch.isfinite(torch.tensor(list(s.values()))).all() for s in stats["bfloat16_autocast"])
+    assert not _same(f32.q.parameters(), bf16.q.parameters())  # the mode does change the numbers
+    assert torch.allclose(f32.q.net[0].weight, bf16.q.net[0].weight, atol=1e-2)  # ... by bfloat16 rounding
+
+
+def test_precision_is_validated():
+    from softq_ref.config import ConfigError
+
+    with pytest.raises(ConfigError, match="'precision'.*one of"):
+        SQLConfig(precision="float16").validate()

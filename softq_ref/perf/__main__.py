@@ -29,6 +29,8 @@ def _rows(r: dict) -> dict[str, str]:
         out[f"SQL update {key}, matmul rate at its shapes, GFLOP/s"] = _f(s["matmul_rate_gflops"], "{:.1f}")
         out[f"SQL update {key}, ratio achieved / matmul rate"] = _f(s["ratio_to_matmul_rate"])
         out[f"SQL update {key}, FLOPs per update (counted)"] = f"{s['flops_per_update'] / 1e9:.3f} G"
+        if "minor_page_faults_per_update" in s:
+            out[f"SQL update {key}, minor page faults per update"] = _f(s["minor_page_faults_per_update"], "{:.0f}")
     if "gemm_peak_1t" in r:
         out["one 3200x200 @ 200x200 GEMM, 1 thread, GFLOP/s"] = _f(r["gemm_peak_1t"]["gflops"], "{:.1f}")
     d = r.get("ddpg_vs_sb3")

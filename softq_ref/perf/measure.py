@@ -11,6 +11,7 @@ import math
 import multiprocessing as mp
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -154,11 +155,13 @@ def sql_update(config: SQLConfig, device: torch.device, repeats: int, n: int, th
     for _ in range(3):
         step()
     replay.run()
-    t_up, t_mm, loads = [], [], []
+    t_up, t_mm, loads, faults = [], [], [], 0
     for _ in range(repeats):
         loads.append(_load())
         t_mm.append(replay.time(n, sync))
+        f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         t_up.append(_timed(step, n, sync))
+        faults += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0
     up, mm = _med(t_up), _med(t_mm)
     achieved, rate = flops / up / 1e9, replay.flops / mm / 1e9
     return {"threads": threads, "batch": cfg.batch_size, "K": cfg.svgd_particles, "n_fixed": cfg.n_fixed,
@@ -344,6 +347,10 @@ def run(out_dir: str | os.PathLike, device: str = "cpu", quick: bool = False, la
             for threads in ((1,) if quick or name != "paper" else (1, 2)):
                 log(f"sql update {name} threads={threads}")
                 result["sql_update"][f"{name}@{threads}t"] = sql_update(cfg, dev, reps, n, threads)
+        if not quick and hasattr(SQLConfig, "precision"):  # opt-in mode (absent from older references)
+            log("sql update paper bfloat16_autocast threads=1")
+            cfg = SETTINGS["paper"].replace(precision="bfloat16_autocast")
+            result["sql_update"]["paper_bfloat16_autocast@1t"] = sql_update(cfg, dev, reps, n, 1)
         result["gemm_peak_1t"] = gemm_peak(dev, 1, reps)
     if "ddpg" in sections:
         log("ddpg vs sb3")
