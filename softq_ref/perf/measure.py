@@ -76,10 +76,10 @@ def _cpu_model() -> str:
 
 def tune_process() -> bool:
     """The process settings the training entry points apply (softq_ref.runtime); absent in older commits."""
-    try:
-        from ..runtime import keep_freed_memory
-    except ImportError:  # a "before" run of an older reference, which had no such setting
-        return False
+    if not (Path(__file__).resolve().parent.parent / "runtime.py").exists():
+        return False  # a "before" run of an older reference (its tree has no such setting)
+    from ..runtime import keep_freed_memory
+
     return keep_freed_memory()
 
 
@@ -168,6 +168,7 @@ def sql_update(config: SQLConfig, device: torch.device, repeats: int, n: int, th
             "M_value": cfg.value_samples, "hidden": list(cfg.hidden_sizes), "obs_dim": OBS_DIM, "act_dim": ACT_DIM,
             "update_ms": up * 1e3, "update_ms_all": [t * 1e3 for t in t_up],
             "flops_per_update": flops, "matmul_calls_per_update": len(replay.calls),
+            "precision": getattr(cfg, "precision", "float32"), "minor_page_faults_per_update": faults / (repeats * n),
             "matmul_only_ms": mm * 1e3, "achieved_gflops": achieved, "matmul_rate_gflops": rate,
             "ratio_to_matmul_rate": achieved / rate, **_loadinfo(loads)}
 
