@@ -73,7 +73,7 @@ class FlatAdam(torch.optim.Adam):
         """Code outside this optimizer (another optimizer's zero_grad(set_to_none=True), a manual
         `p.grad = ...`) may have replaced a parameter's .grad: copy it into the flat gradient and
         restore the view, so such a gradient is still stepped on, never silently ignored."""
-        # Addresses, not cached pointers: a deep copy of the agent copies the views along with the buffer.
+        # Expected addresses come from the buffer each step: a deep copy gets a new buffer (__setstate__).
         data0, grad0, size = self.flat.data_ptr(), self.flat.grad.data_ptr(), self.flat.element_size()
         for p, (a, b) in zip(self.module_params, self._slices):
             if p.data_ptr() != data0 + a * size:
