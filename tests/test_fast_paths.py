@@ -193,3 +193,30 @@ def test_precision_is_validated():
 
     with pytest.raises(ConfigError, match="'precision'.*one of"):
         SQLConfig(precision="float16").validate()
+
+
+@pytest.mark.parametrize("act_dim", [2, 6, 21])
+def test_svgd_loss_sharing_the_pairwise_differences_matches_the_plain_composition(act_dim):
+    from softq_ref.sampler import svgd_surrogate_loss
+    from softq_ref.svgd import median_bandwidth, svgd_direction
+
+    g = torch.Generator().manual_seed(act_dim)
+    obs, actions = torch.randn(8, 3, generator=g), torch.rand(8, 12, act_dim, generator=g) * 2 - 1
+
+    def energy(o, a):
+        return -(a ** 2).sum(-1) * o[:, :1]
+    fast_actions = actions.clone().requires_grad_(True)
+    fast_loss, stats = svgd_surrogate_loss(obs, fast_actions, energy, 0.7, 5)
+    fast_loss.backward()
+    plain_actions = actions.clone().requires_grad_(True)  # the composition before the differences were shared
+    fixed, targets = plain_actions[:, :5].detach().requires_grad_(True), plain_actions[:, 5:]
+    grad_q = torch.autograd.grad(energy(obs, fixed).sum(), fixed)[0]
+    diff = fixed.detach().unsqueeze(-2) - targets.detach().unsqueeze(-3)  # rbf_kernel as it was, inline
+    h = median_bandwidth((diff * diff).sum(-1), "sql_code", 5).reshape(8, 1, 1)
+    k = torch.exp(-(diff * diff).sum(-1) / h)
+    direction = svgd_direction(k, -2.0 * diff / h.unsqueeze(-1) * k.unsqueeze(-1), grad_q, 0.7)
+    plain_loss = -(direction * targets).sum(-1).mean()
+    plain_loss.backward()
+    assert torch.equal(fast_loss, plain_loss) and torch.equal(fast_actions.grad, plain_actions.grad)
+    assert fast_actions.grad[:, 5:].abs().sum() > 0  # the moved particles do get a direction
+    assert stats.bandwidth == float(h.mean()) and stats.direction_norm == float(direction.norm(dim=-1).mean())
