@@ -27,7 +27,7 @@ from .noise import OUNoise
 from .sampler import svgd_surrogate_loss
 from .soft_value import sample_uniform_box, soft_value_uniform_box
 
-__all__ = ["SoftQLearning", "log_linear_alpha", "noise_set_size"]
+__all__ = ["SoftQLearning", "log_linear_alpha", "noise_set_size", "sql_bfloat16_autocast"]
 
 
 def log_linear_alpha(epoch: int, alpha_start: float, alpha_final: float, anneal_epochs: int) -> float:
@@ -188,3 +188,9 @@ class SoftQLearning:
         self.sampler.noise_set = state["noise_set"]
         if state.get("full_noise_set") is not None:
             self.full_noise_set = state["full_noise_set"]
+
+
+def sql_bfloat16_autocast(obs_dim: int, act_dim: int, config: SQLConfig, seed: int = 0) -> SoftQLearning:
+    """Agent factory for SQL in the opt-in precision="bfloat16_autocast" mode, e.g. as a benchmark variant:
+    `python -m softq_ref.benchmarks --algos sql_bf16=softq_ref.sql:sql_bfloat16_autocast,ddpg ...`."""
+    return SoftQLearning(obs_dim, act_dim, config.replace(precision="bfloat16_autocast"), seed)
