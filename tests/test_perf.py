@@ -101,3 +101,17 @@ def test_quick_perf_run_writes_valid_json(tmp_path):
     assert d["ours_update_ms"] > 0 and ("speedup_ours_vs_sb3" in d or d["sb3_train_step_ms"] == "not measured")
     md = markdown(res, res)
     assert "| figure | before | after |" in md
+
+
+def test_multiseed_summary_calls_ties_within_the_margin_and_keeps_processes_for_the_runner():
+    from softq_ref.perf.measure import multiseed_summary
+
+    def rows(S, processes, batched):
+        return [{"S": S, "mode": "processes", "updates_per_s_total": processes},
+                {"S": S, "mode": "batched", "threads": 1, "updates_per_s_total": batched / 2},
+                {"S": S, "mode": "batched", "threads": 2, "updates_per_s_total": batched}]
+    clear = multiseed_summary(rows(1, 50, 90) + rows(2, 100, 130) + rows(4, 90, 120) + rows(10, 95, 96))
+    assert clear["faster_by_S"] == {1: "batched", 2: "batched", 4: "batched", 10: "tie"}
+    assert clear["faster_mode"] == "batched" and clear["runner_default"] == "processes"
+    mixed = multiseed_summary(rows(2, 106, 94) + rows(4, 99.6, 100.7) + rows(10, 83.3, 87.5))
+    assert mixed["faster_by_S"] == {2: "processes", 4: "tie", 10: "tie"} and mixed["faster_mode"] == "tie"
