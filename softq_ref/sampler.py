@@ -11,8 +11,8 @@ from typing import Callable
 import torch
 
 from .networks import SamplingNetwork
-from .svgd import (BandwidthRule, median_bandwidth, pairwise_differences, pairwise_sq_dists,
-                   rbf_kernel_from_differences, svgd_direction)
+from .svgd import (BandwidthRule, median_bandwidth, pairwise_differences, rbf_kernel_from_differences,
+                   squared_norms, svgd_direction)
 
 __all__ = ["EnergyFn", "squash_log_det", "svgd_surrogate_loss", "SVGDStats", "train_sampler"]
 
@@ -56,7 +56,7 @@ def svgd_surrogate_loss(
     grad_q = torch.autograd.grad(scaled_log_p.sum(), fixed)[0]  # (B, n_fixed, d), no grad into Q params
     fixed, targets = fixed.detach(), updated.detach()
     diff = pairwise_differences(fixed, targets)
-    sq_dists = pairwise_sq_dists(fixed, targets, diff)
+    sq_dists = squared_norms(diff)  # computed once for the bandwidth and the kernel
     h = median_bandwidth(sq_dists, bandwidth_rule, n_fixed)  # per state, D.1
     k, grad_k = rbf_kernel_from_differences(diff, h, sq_dists)
     direction = svgd_direction(k, grad_k, grad_q, alpha)  # eq. 13, (B, n_updated, d)
