@@ -43,6 +43,17 @@ def conformance(session: nox.Session) -> None:
 
 
 @nox.session
+def calibrate(session: nox.Session) -> None:
+    """False-alarm harness: specs on the reference over many master seeds, in parallel (conformance/README.md).
+
+    `nox -s calibrate` runs the trained specs on the verification seeds; `-- --specs all --seeds verification:20`
+    the whole default suite; results and summary under reports/conformance/calibration/<purpose>/.
+    """
+    _install(session, "test")
+    session.run("python", "-m", "softq_conformance.calibrate", *session.posargs)
+
+
+@nox.session
 def benchmark(session: nox.Session) -> None:
     """Run a benchmark matrix and decide the paper's claims (softq_ref/benchmarks/README.md).
 

@@ -1,0 +1,304 @@
+"""False-alarm harness: run specs on an implementation (default: the reference) over many master seeds.
+
+    python -m softq_conformance.calibrate --specs trained --seeds verification --workers 2
+    python -m softq_conformance.calibrate --specs all --seeds verification:20 --out reports/conformance/calibration/full
+    python -m softq_conformance.calibrate --specs D,ALG1.bandit_optimum --seeds 9000-9009 --purpose exploration
+
+A verdict on the reference that is not `pass` is a false alarm. Per spec the harness writes the number of
+false alarms, the rate, its exact one-sided 95% upper bound (Clopper-Pearson) and the budget the spec
+claims, plus every seed's measured statistics, so margins can be set from the measured distribution.
+
+Seeds have a purpose (conformance/calibration_seeds.toml): specs are tuned on `calibration` seeds and
+their guarantees are measured on `verification` seeds; the two sets are disjoint and the harness
+refuses a run that would mix them or tune on verification seeds. Each seed's result is written
+atomically to its own file, so an interrupted run resumes where it stopped (rerun the same command).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import tomllib
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+__all__ = ["SeedPlan", "load_seed_plan", "parse_seeds", "run_calibration", "summarize", "exact_upper_bound", "main"]
+
+_SEEDS_FILE = Path(__file__).with_name("calibration_seeds.toml")
+PURPOSES = ("calibration", "verification", "exploration")
+
+
+# -- seeds and their purpose ------------------------------------------------------------------------------
+class SeedPlan:
+    """The declared seed sets: calibration (tuning), verification (guarantees), disjoint."""
+
+    def __init__(self, sets: dict[str, list[int]], notes: dict[str, str]):
+        self.sets, self.notes = sets, notes
+        cal, ver = set(sets.get("calibration", ())), set(sets.get("verification", ()))
+        both = sorted(cal & ver)
+        if both:
+            raise ValueError(f"{_SEEDS_FILE.name}: seeds {both[:10]} are listed both for calibration and verification; "
+                             "the sets must be disjoint")
+
+    def purpose_of(self, seeds: list[int]) -> str | None:
+        for purpose, members in self.sets.items():
+            if set(seeds) <= set(members):
+                return purpose
+        return None
+
+
+def _expand(ranges: list[Any]) -> list[int]:
+    out: list[int] = []
+    for r in ranges:
+        if isinstance(r, int):
+            out.append(r)
+        else:
+            lo, hi = r
+            out.extend(range(int(lo), int(hi) + 1))
+    return out
+
+
+def load_seed_plan(path: Path = _SEEDS_FILE) -> SeedPlan:
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    return SeedPlan({k: _expand(v["seeds"]) for k, v in data.items()},
+                    {k: " ".join(str(v.get("note", "")).split()) for k, v in data.items()})
+
+
+def parse_seeds(text: str, plan: SeedPlan) -> list[int]:
+    """`verification`, `verification:20` (the first 20), `1000-1099`, or `3,5,8`."""
+    name, _, count = text.partition(":")
+    if name in plan.sets:
+        seeds = plan.sets[name]
+        return seeds[: int(count)] if count else list(seeds)
+    seeds: list[int] = []
+    for part in text.split(","):
+        lo, sep, hi = part.strip().partition("-")
+        if not lo.isdigit() or (sep and not hi.isdigit()):
+            raise ValueError(f"--seeds {text!r}: expected a purpose name ({', '.join(plan.sets)}[:N]), a range A-B "
+                             "or a comma-separated list of non-negative integers")
+        seeds.extend(range(int(lo), int(hi) + 1) if sep else [int(lo)])
+    return seeds
+
+
+def select_specs(text: str) -> list[str]:
+    """`trained` (specs marked trained = true), `all`, or comma-separated ids / families."""
+    from softq_specs import load_check_specs
+
+    specs = load_check_specs()
+    if text == "all":
+        return [s for s in specs if specs[s].extra.get("profile", "default") == "default"]
+    if text == "trained":
+        return [s for s, v in specs.items() if v.extra.get("trained")]
+    out: list[str] = []
+    for sel in (s.strip() for s in text.split(",")):
+        hit = [k for k, v in specs.items() if sel in (k, v.family)]
+        if not hit:
+            raise ValueError(f"--specs: {sel!r} matches no spec id or family; known: {sorted(specs)}")
+        out += [h for h in hit if h not in out]
+    return out
+
+
+# -- running ------------------------------------------------------------------------------------------------
+def _git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
+                              cwd=Path(__file__).parent).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _run_seed(impl_ref: str, spec_ids: list[str], seed: int, profile: str) -> dict[str, Any]:
+    """Worker: one master seed, the given specs in order (D.* share one fit within a process)."""
+    import torch
+
+    from softq_specs import load_check_specs
+
+    from .adapter import load_adapter
+    from .hyp import profile_settings
+    from .runner import _import_checks, run_one
+
+    torch.set_num_threads(1)
+    _import_checks()
+    specs = load_check_specs()
+    adapter = load_adapter(impl_ref)
+    hs = profile_settings(profile)
+    hs._softq_profile = profile  # type: ignore[attr-defined]
+    out = {}
+    for sid in spec_ids:
+        r = run_one(specs[sid], adapter, seed, hs, impl_ref)
+        out[sid] = {"status": r.status, "message": r.message, "measured": r.measured,
+                    "duration_s": round(r.duration_s, 3)}
+    return {"seed": seed, "results": out}
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def run_calibration(impl_ref: str, spec_ids: list[str], seeds: list[int], out: Path, purpose: str,
+                    workers: int = 2, profile: str = "ci", progress: bool = True) -> dict[str, Any]:
+    """Run `spec_ids` on every seed not yet done under `out`; returns the summary (also written to out)."""
+    from .report import environment_metadata
+
+    per_seed = out / "seeds"
+    per_seed.mkdir(parents=True, exist_ok=True)
+    for orphan in per_seed.glob(".*.tmp*"):  # an interrupted atomic write
+        orphan.unlink()
+    todo = []
+    for s in seeds:
+        f = per_seed / f"{s}.json"
+        if f.exists():
+            done = json.loads(f.read_text(encoding="utf-8"))["results"]
+            missing = [sid for sid in spec_ids if sid not in done]
+            if missing:
+                todo.append((s, missing))
+        else:
+            todo.append((s, list(spec_ids)))
+    meta = {"implementation": impl_ref, "purpose": purpose, "specs": spec_ids, "seeds": seeds, "profile": profile,
+            "git_commit": _git_commit(), "command": " ".join([Path(sys.executable).name, "-m",
+                                                              "softq_conformance.calibrate", *sys.argv[1:]]),
+            "environment": environment_metadata(-1, profile)}
+    meta["environment"].pop("master_seed", None)
+    _write_atomic(out / "run.json", json.dumps(meta, indent=2))
+    bar = None
+    if progress and todo:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(todo), desc=f"calibrate {len(spec_ids)} spec(s)", unit="seed", mininterval=5)
+    t0 = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
+        futs = {pool.submit(_run_seed, impl_ref, ids, s, profile): s for s, ids in todo}
+        for fut in as_completed(futs):
+            s = futs[fut]
+            res = fut.result()
+            f = per_seed / f"{s}.json"
+            if f.exists():  # merge with specs run earlier on this seed
+                old = json.loads(f.read_text(encoding="utf-8"))
+                old["results"].update(res["results"])
+                res = old
+            res.update(git_commit=meta["git_commit"], purpose=purpose)
+            _write_atomic(f, json.dumps(res, indent=1))
+            if bar is not None:
+                bar.update()
+                bad = [k for k, v in res["results"].items() if v["status"] != "pass"]
+                if bad:
+                    bar.write(f"seed {s}: not pass: {', '.join(bad)}")
+    if bar is not None:
+        bar.close()
+    summary = summarize(out, spec_ids, seeds, purpose)
+    summary["wall_time_s_this_invocation"] = round(time.perf_counter() - t0, 1)
+    _write_atomic(out / "summary.json", json.dumps(summary, indent=2))
+    _write_atomic(out / "summary.md", render_summary(summary, meta))
+    return summary
+
+
+# -- summarising --------------------------------------------------------------------------------------------
+def exact_upper_bound(failures: int, n: int, confidence: float = 0.95) -> float:
+    """One-sided exact (Clopper-Pearson) upper confidence bound on a binomial rate."""
+    from scipy.stats import beta
+
+    if n == 0:
+        return 1.0
+    return 1.0 if failures >= n else float(beta.ppf(confidence, failures + 1, n - failures))
+
+
+def summarize(out: Path, spec_ids: list[str], seeds: list[int], purpose: str) -> dict[str, Any]:
+    from softq_specs import load_check_specs
+
+    specs = load_check_specs()
+    rows = {}
+    any_fail = {}
+    for sid in spec_ids:
+        n = fails = errors = 0
+        failing_seeds, durations = [], []
+        for s in seeds:
+            f = out / "seeds" / f"{s}.json"
+            if not f.exists():
+                continue
+            r = json.loads(f.read_text(encoding="utf-8"))["results"].get(sid)
+            if r is None or r["status"] == "not_applicable":
+                continue
+            n += 1
+            durations.append(r["duration_s"])
+            if r["status"] != "pass":
+                fails += 1
+                errors += r["status"] == "error"
+                failing_seeds.append(s)
+                any_fail.setdefault(s, []).append(sid)
+        rows[sid] = {"seeds_run": n, "false_alarms": fails, "of_which_errors": errors,
+                     "rate": fails / n if n else None, "upper_95": exact_upper_bound(fails, n),
+                     "budget": specs[sid].false_alarm, "failing_seeds": failing_seeds,
+                     "mean_duration_s": round(sum(durations) / len(durations), 2) if durations else None}
+    n_all = sum((out / "seeds" / f"{s}.json").exists() for s in seeds)
+    fw = len(any_fail)
+    return {"purpose": purpose, "seeds": [min(seeds), max(seeds)] if seeds else [], "n_seeds": len(seeds),
+            "specs": rows, "family_wise": {"seeds_run": n_all, "seeds_with_a_false_alarm": fw,
+                                            "rate": fw / n_all if n_all else None,
+                                            "upper_95": exact_upper_bound(fw, n_all),
+                                            "budget_sum": sum(specs[s].false_alarm for s in spec_ids),
+                                            "failing_seeds": {str(k): v for k, v in sorted(any_fail.items())}}}
+
+
+def render_summary(summary: dict[str, Any], meta: dict[str, Any]) -> str:
+    fw = summary["family_wise"]
+    lines = [f"# False-alarm calibration: {meta['implementation']}", "",
+             f"Purpose of these seeds: **{summary['purpose']}**; master seeds {summary['seeds'][0]}-{summary['seeds'][1]} "
+             f"({summary['n_seeds']} seeds); git {meta['git_commit'][:12]}; command `{meta['command']}`.", "",
+             "A verdict other than pass on the reference is a false alarm. Upper bound: exact one-sided 95% "
+             "(Clopper-Pearson).", "",
+             "| spec | seeds | false alarms | rate | 95% upper bound | budget | mean time (s) | failing seeds |",
+             "|---|---|---|---|---|---|---|---|"]
+    for sid, r in summary["specs"].items():
+        rate = "-" if r["rate"] is None else f"{r['rate']:.3f}"
+        lines.append(f"| `{sid}` | {r['seeds_run']} | {r['false_alarms']} | {rate} | {r['upper_95']:.3g} | "
+                     f"{r['budget']:.1e} | {r['mean_duration_s']} | {', '.join(map(str, r['failing_seeds'][:20]))} |")
+    lines += ["", f"Family-wise (any of these specs fails on a seed): {fw['seeds_with_a_false_alarm']} of "
+              f"{fw['seeds_run']} seeds, 95% upper bound {fw['upper_95']:.3g}; sum of the specs' budgets "
+              f"{fw['budget_sum']:.2e}.", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m softq_conformance.calibrate", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--impl", default="softq_conformance.reference:reference")
+    ap.add_argument("--specs", default="trained", help="'trained', 'all' (the default profile) or ids/families")
+    ap.add_argument("--seeds", default="verification", help="purpose[:N] from calibration_seeds.toml, A-B or a list")
+    ap.add_argument("--purpose", default=None, choices=PURPOSES,
+                    help="what the seeds are used for; inferred from calibration_seeds.toml when omitted")
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--profile", default="ci", choices=["ci", "thorough"])
+    ap.add_argument("--out", default=None, help="default reports/conformance/calibration/<purpose>")
+    args = ap.parse_args(argv)
+    try:
+        plan = load_seed_plan()
+        seeds = parse_seeds(args.seeds, plan)
+        spec_ids = select_specs(args.specs)
+        declared = plan.purpose_of(seeds)
+        purpose = args.purpose or declared
+        if purpose is None:
+            raise ValueError(f"seeds {args.seeds!r} do not lie within one declared set of {_SEEDS_FILE.name}; "
+                             "pass --purpose exploration for ad-hoc runs")
+        if declared is not None and purpose != declared:
+            raise ValueError(f"seeds {args.seeds!r} are declared for {declared!r} in {_SEEDS_FILE.name}; "
+                             f"they cannot be used for {purpose!r}")
+        if purpose != "verification" and set(seeds) & set(plan.sets.get("verification", ())):
+            raise ValueError("verification seeds may only be used to verify, never to calibrate or explore")
+    except (ValueError, OSError) as exc:
+        print(f"calibrate: {exc}", file=sys.stderr)
+        return 2
+    out = Path(args.out or f"reports/conformance/calibration/{purpose}")
+    print(f"calibrate: {len(spec_ids)} spec(s) x {len(seeds)} {purpose} seed(s) -> {out}", flush=True)
+    summary = run_calibration(args.impl, spec_ids, seeds, out, purpose, args.workers, args.profile)
+    print(render_summary(summary, json.loads((out / "run.json").read_text(encoding="utf-8"))))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
