@@ -215,7 +215,7 @@ def summarize(out: Path, spec_ids: list[str], seeds: list[int], purpose: str) ->
     rows = {}
     any_fail = {}
     for sid in spec_ids:
-        n = fails = errors = 0
+        n = fails = errors = runs_total = runs_failed = 0
         failing_seeds, durations = [], []
         for s in seeds:
             f = out / "seeds" / f"{s}.json"
@@ -226,6 +226,12 @@ def summarize(out: Path, spec_ids: list[str], seeds: list[int], purpose: str) ->
                 continue
             n += 1
             durations.append(r["duration_s"])
+            runs = r["measured"].get("runs") if isinstance(r.get("measured"), dict) else None
+            if isinstance(runs, list) and runs:  # a trained spec (conformance/trained.py)
+                # Only each seed's first run: a fixed number of iid trials (later runs happen only after a
+                # failure, so pooling them would make the count depend on the stopping rule).
+                runs_total += 1
+                runs_failed += runs[0].get("status") != "pass"
             if r["status"] != "pass":
                 fails += 1
                 errors += r["status"] == "error"
@@ -235,6 +241,11 @@ def summarize(out: Path, spec_ids: list[str], seeds: list[int], purpose: str) ->
                      "rate": fails / n if n else None, "upper_95": exact_upper_bound(fails, n),
                      "budget": specs[sid].false_alarm, "failing_seeds": failing_seeds,
                      "mean_duration_s": round(sum(durations) / len(durations), 2) if durations else None}
+        if runs_total:
+            k = int(specs[sid].params.get("max_runs", 1))
+            ub = exact_upper_bound(runs_failed, runs_total)
+            rows[sid].update(runs=runs_total, runs_failed=runs_failed, run_rate=runs_failed / runs_total,
+                             run_upper_95=ub, max_runs=k, derived_bound=ub**k)
     n_all = sum((out / "seeds" / f"{s}.json").exists() for s in seeds)
     fw = len(any_fail)
     return {"purpose": purpose, "seeds": [min(seeds), max(seeds)] if seeds else [], "n_seeds": len(seeds),
@@ -258,6 +269,16 @@ def render_summary(summary: dict[str, Any], meta: dict[str, Any]) -> str:
         rate = "-" if r["rate"] is None else f"{r['rate']:.3f}"
         lines.append(f"| `{sid}` | {r['seeds_run']} | {r['false_alarms']} | {rate} | {r['upper_95']:.3g} | "
                      f"{r['budget']:.1e} | {r['mean_duration_s']} | {', '.join(map(str, r['failing_seeds'][:20]))} |")
+    trained = {k: r for k, r in summary["specs"].items() if "runs" in r}
+    if trained:
+        lines += ["", "Trained specs: a verdict passes at the first of max_runs independent runs that meets the "
+                  "criterion, so its false-alarm rate is at most (per-run failure rate)^max_runs. The per-run rate "
+                  "counts each seed's first run (a fixed number of independent runs).", "",
+                  "| spec | first runs | failed | per-run rate | 95% upper bound | max_runs | derived verdict bound | budget |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for sid, r in trained.items():
+            lines.append(f"| `{sid}` | {r['runs']} | {r['runs_failed']} | {r['run_rate']:.3f} | {r['run_upper_95']:.3g} | "
+                         f"{r['max_runs']} | {r['derived_bound']:.2g} | {r['budget']:.1e} |")
     lines += ["", f"Family-wise (any of these specs fails on a seed): {fw['seeds_with_a_false_alarm']} of "
               f"{fw['seeds_run']} seeds, 95% upper bound {fw['upper_95']:.3g}; sum of the specs' budgets "
               f"{fw['budget_sum']:.2e}.", ""]

@@ -10,6 +10,7 @@ from scipy.stats import norm
 
 from .adapter import Arr
 from .registry import Ctx, check
+from .trained import first_passing_run, run_stream
 
 
 def _t(x) -> torch.Tensor:
@@ -149,6 +150,10 @@ def _run(ctx: Ctx, x, grad_logq, alpha, steps, lr):
 
 @check("C4.goodness_of_fit")
 def c4_gof(ctx: Ctx) -> None:
+    first_passing_run(ctx, lambda run: _c4_run(ctx, run), "particle run")
+
+
+def _c4_run(ctx: Ctx, run: int) -> None:
     p = ctx.params
     w, mu = np.array([1 / 3, 2 / 3]), np.array([-2.0, 2.0])
 
@@ -156,7 +161,7 @@ def c4_gof(ctx: Ctx) -> None:
         comp = w * np.exp(-0.5 * (x - mu) ** 2)
         return (comp * (mu - x)).sum(-1, keepdims=True) / comp.sum(-1, keepdims=True)
 
-    x0 = ctx.rng().normal(-10, 1, size=(1, p["particles"], 1))
+    x0 = ctx.rng(run_stream(run)).normal(-10, 1, size=(1, p["particles"], 1))
     x = _run(ctx, x0, grad_q, 1.0, p["steps"], p["step_size"])[0, :, 0]
     mass, mean, var = float((x < 0).mean()), float(x.mean()), float(x.var())
     xs = np.sort(x)

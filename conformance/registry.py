@@ -124,7 +124,8 @@ class Ctx:
         return err
 
     def z(self, n_assertions: int, two_sided: bool = True) -> float:
-        z = bonferroni_z(self.spec.false_alarm, n_assertions, two_sided)
+        # Trained specs (conformance/trained.py) split their budget: run_false_alarm covers one run's final draws.
+        z = bonferroni_z(float(self.params.get("run_false_alarm", self.spec.false_alarm)), n_assertions, two_sided)
         self.measure("z_threshold", round(z, 4))
         return z
 
