@@ -177,12 +177,15 @@ def run_calibration(impl_ref: str, spec_ids: list[str], seeds: list[int], out: P
         for fut in as_completed(futs):
             s = futs[fut]
             res = fut.result()
+            for r in res["results"].values():  # a seed's specs may come from several invocations
+                r["git_commit"] = meta["git_commit"]
             f = per_seed / f"{s}.json"
             if f.exists():  # merge with specs run earlier on this seed
                 old = json.loads(f.read_text(encoding="utf-8"))
                 old["results"].update(res["results"])
                 res = old
-            res.update(git_commit=meta["git_commit"], purpose=purpose)
+            res.setdefault("git_commit", meta["git_commit"])
+            res["purpose"] = purpose
             _write_atomic(f, json.dumps(res, indent=1))
             if bar is not None:
                 bar.update()
