@@ -89,7 +89,7 @@ def select_specs(text: str) -> list[str]:
     from softq_specs import load_check_specs
 
     specs = load_check_specs()
-    if text == "all":
+    if text == "all":  # the default profile: what `python -m softq_conformance` runs
         return [s for s in specs if specs[s].extra.get("profile", "default") == "default"]
     if text == "trained":
         return [s for s, v in specs.items() if v.extra.get("trained")]
@@ -111,8 +111,12 @@ def _git_commit() -> str:
         return "unknown"
 
 
-def _run_seed(impl_ref: str, spec_ids: list[str], seed: int, profile: str) -> dict[str, Any]:
-    """Worker: one master seed, the given specs in order (D.* share one fit within a process)."""
+def _run_seed(impl_ref: str, spec_ids: list[str], seed: int, profile: str, first_run_only: bool = False) -> dict[str, Any]:
+    """Worker: one master seed, the given specs in order (D.* share one fit within a process).
+
+    first_run_only: trained specs run one training (max_runs = 1), to measure the per-run failure rate alone."""
+    import dataclasses
+
     import torch
 
     from softq_specs import load_check_specs
@@ -129,7 +133,10 @@ def _run_seed(impl_ref: str, spec_ids: list[str], seed: int, profile: str) -> di
     hs._softq_profile = profile  # type: ignore[attr-defined]
     out = {}
     for sid in spec_ids:
-        r = run_one(specs[sid], adapter, seed, hs, impl_ref)
+        spec = specs[sid]
+        if first_run_only and spec.extra.get("trained"):
+            spec = dataclasses.replace(spec, params={**spec.params, "max_runs": 1})
+        r = run_one(spec, adapter, seed, hs, impl_ref)
         out[sid] = {"status": r.status, "message": r.message, "measured": r.measured,
                     "duration_s": round(r.duration_s, 3)}
     return {"seed": seed, "results": out}
@@ -142,7 +149,8 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 def run_calibration(impl_ref: str, spec_ids: list[str], seeds: list[int], out: Path, purpose: str,
-                    workers: int = 2, profile: str = "ci", progress: bool = True) -> dict[str, Any]:
+                    workers: int = 2, profile: str = "ci", progress: bool = True,
+                    first_run_only: bool = False) -> dict[str, Any]:
     """Run `spec_ids` on every seed not yet done under `out`; returns the summary (also written to out)."""
     from .report import environment_metadata
 
@@ -161,6 +169,7 @@ def run_calibration(impl_ref: str, spec_ids: list[str], seeds: list[int], out: P
         else:
             todo.append((s, list(spec_ids)))
     meta = {"implementation": impl_ref, "purpose": purpose, "specs": spec_ids, "seeds": seeds, "profile": profile,
+            "first_run_only": first_run_only,
             "git_commit": _git_commit(), "command": " ".join([Path(sys.executable).name, "-m",
                                                               "softq_conformance.calibrate", *sys.argv[1:]]),
             "environment": environment_metadata(-1, profile)}
@@ -173,7 +182,7 @@ def run_calibration(impl_ref: str, spec_ids: list[str], seeds: list[int], out: P
         bar = tqdm(total=len(todo), desc=f"calibrate {len(spec_ids)} spec(s)", unit="seed", mininterval=5)
     t0 = time.perf_counter()
     with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
-        futs = {pool.submit(_run_seed, impl_ref, ids, s, profile): s for s, ids in todo}
+        futs = {pool.submit(_run_seed, impl_ref, ids, s, profile, first_run_only): s for s, ids in todo}
         for fut in as_completed(futs):
             s = futs[fut]
             res = fut.result()
@@ -299,6 +308,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--profile", default="ci", choices=["ci", "thorough"])
     ap.add_argument("--out", default=None, help="default reports/conformance/calibration/<purpose>")
+    ap.add_argument("--summary-only", action="store_true", help="summarize the seeds already under --out; run nothing")
+    ap.add_argument("--first-run-only", action="store_true",
+                    help="trained specs run one training each (max_runs = 1): measures the per-run failure rate")
     args = ap.parse_args(argv)
     try:
         plan = load_seed_plan()
@@ -318,8 +330,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"calibrate: {exc}", file=sys.stderr)
         return 2
     out = Path(args.out or f"reports/conformance/calibration/{purpose}")
+    if args.summary_only:
+        if not (out / "run.json").exists():
+            print(f"calibrate: no calibration run under {out} (run.json missing); run without --summary-only first",
+                  file=sys.stderr)
+            return 2
+        meta = json.loads((out / "run.json").read_text(encoding="utf-8"))
+        summary = summarize(out, spec_ids, seeds, purpose)
+        _write_atomic(out / "summary.json", json.dumps(summary, indent=2))
+        _write_atomic(out / "summary.md", render_summary(summary, meta))
+        print(render_summary(summary, meta))
+        return 0
     print(f"calibrate: {len(spec_ids)} spec(s) x {len(seeds)} {purpose} seed(s) -> {out}", flush=True)
-    summary = run_calibration(args.impl, spec_ids, seeds, out, purpose, args.workers, args.profile)
+    summary = run_calibration(args.impl, spec_ids, seeds, out, purpose, args.workers, args.profile,
+                              first_run_only=args.first_run_only)
     print(render_summary(summary, json.loads((out / "run.json").read_text(encoding="utf-8"))))
     return 0
 

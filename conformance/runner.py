@@ -186,6 +186,12 @@ def run_suite(adapter: Any, options: RunOptions | None = None) -> Report:
         specs = {k: v for k, v in specs.items() if any(hit(v, s) for s in opts.only)}
     if opts.levels:
         specs = {k: v for k, v in specs.items() if v.level in opts.levels}
+    # Specs marked profile = "thorough" (a measured false-alarm rate above the default budget, or long) run
+    # under --profile thorough or when named by id in --only; never silently: the report lists them.
+    named = set(opts.only or ())
+    thorough_only = [k for k, v in specs.items()
+                     if v.extra.get("profile") == "thorough" and opts.profile != "thorough" and k not in named]
+    specs = {k: v for k, v in specs.items() if k not in thorough_only}
     hs = profile_settings(opts.profile)
     hs._softq_profile = opts.profile  # type: ignore[attr-defined]
     if opts.profile != "ci":
@@ -194,6 +200,9 @@ def run_suite(adapter: Any, options: RunOptions | None = None) -> Report:
         hs = _s(hs, derandomize=False)
         hs._softq_profile = opts.profile  # type: ignore[attr-defined]
     report = Report(adapter, environment_metadata(opts.master_seed, opts.profile))
+    if thorough_only:
+        report.warnings.append(f"not run in the default profile (run with --profile thorough or --only ID): "
+                               f"{', '.join(thorough_only)}")
     known_xfail = set(opts.expected_failures)
     for spec in specs.values():
         if opts.profile != "ci":
