@@ -121,3 +121,30 @@ def _d_mmd_run(ctx: Ctx, run: int) -> None:
         ctx.measure(f"std ratio axis {k}", r)
         if not lo <= r <= hi:
             ctx.fail(f"sample std / target std on axis {k} = {r:.3g} outside [{lo}, {hi}] (collapse or wrong temperature)", r, [lo, hi])
+
+
+@check("D.support_tails")
+def d_support_tails(ctx: Ctx) -> None:
+    first_passing_run(ctx, lambda run: _d_tails_run(ctx, run), "sampler fit")
+
+
+def _d_tails_run(ctx: Ctx, run: int) -> None:
+    p = ctx.params
+    N, t = p["samples"], p["threshold"]
+    x = fitted_samples(ctx, N, run)
+    g, W = grid_target(ctx.conventions["squash_correction"])
+    X, Y = np.meshgrid(g, g, indexing="ij")
+    z = ctx.z(8)
+    lo, hi = p["ratio_band"]
+    for k, G in enumerate((X, Y)):
+        for side, sign in (("below", -1), ("above", 1)):
+            m = float(W[sign * G > t].sum())
+            m_hat = float((sign * x[:, k] > t).mean())
+            se = math.sqrt(m * (1 - m) / N)
+            ctx.measure(f"axis {k} mass {side} {sign * t:+g} (sampled, target)", [round(m_hat, 4), round(m, 4)])
+            ctx.le(f"target - sampled tail mass, axis {k} {side} {sign * t:+g}, over the allowed shortfall",
+                   lo * m - m_hat, z * se, f"sampled {m_hat:.4f} vs target {m:.4f}: the sampler cannot reach this "
+                   "part of [-1, 1] (a doubled or scaled squashing, a clipped range)")
+            ctx.le(f"sampled - target tail mass, axis {k} {side} {sign * t:+g}, over the allowed excess",
+                   m_hat - hi * m, z * se, f"sampled {m_hat:.4f} vs target {m:.4f}: mass piles up near the bound "
+                   "(a missing or doubled squash correction)")

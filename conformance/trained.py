@@ -40,7 +40,6 @@ def first_passing_run(ctx: Ctx, run: Callable[[int], None], what: str = "trainin
     if max_runs < 1:
         raise ValueError(f"spec {ctx.spec.id}: params.max_runs must be >= 1, got {max_runs}")
     runs: list[dict] = []
-    failures: list[str] = []
     for k in range(max_runs):
         ctx.measured = {}
         try:
@@ -48,14 +47,11 @@ def first_passing_run(ctx: Ctx, run: Callable[[int], None], what: str = "trainin
         except CheckFailure as exc:
             runs.append({"run": k, "status": "fail", "message": str(exc), "value": exc.measured, "bound": exc.bound,
                          **ctx.measured})
-            failures.append(f"run {k + 1}: {exc}")
             continue
         runs.append({"run": k, "status": "pass", **ctx.measured})
         ctx.measured = {"runs used": k + 1, "max_runs": max_runs, "runs": runs}
         return k
     ctx.measured = {"runs used": max_runs, "max_runs": max_runs, "runs": runs}
-    first = failures[0]
-    raise CheckFailure(f"all {max_runs} independent {what}s failed (a correct implementation fails one with "
-                       f"probability <= p, measured on the reference, so all {max_runs} with <= p^{max_runs}); "
-                       f"{first}" + (f" [and {max_runs - 1} more, listed under measured.runs]" if max_runs > 1 else ""),
-                       runs[0].get("value"), runs[0].get("bound"))
+    raise CheckFailure(f"{runs[0]['message']} [in all {max_runs} independent {what}s: a correct implementation "
+                       f"fails one with probability <= p, measured on the reference, all {max_runs} with <= "
+                       f"p^{max_runs}; each run under measured.runs]", runs[0].get("value"), runs[0].get("bound"))
