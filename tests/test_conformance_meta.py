@@ -44,7 +44,9 @@ def test_spec_coverage_of_the_catalogue():
 def test_statistical_specs_state_budgets_and_family_wise_rate():
     stat = [s for s in SPECS.values() if s.kind == "statistical" and s.id not in CLAIMS]  # claims: own alpha
     assert stat and all(0 < s.false_alarm < 1 for s in stat)
-    assert sum(s.false_alarm for s in stat) <= 1e-3  # documented family-wise rate of a full run (union bound)
+    default = [s for s in stat if s.extra.get("profile", "default") == "default"]
+    # documented family-wise rate of a default run (union bound); thorough-profile specs state their own
+    assert sum(s.false_alarm for s in default) <= 1e-3
 
 
 def test_capabilities_are_documented():
