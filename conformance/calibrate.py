@@ -121,12 +121,12 @@ def _run_seed(impl_ref: str, spec_ids: list[str], seed: int, profile: str, first
 
     from softq_specs import load_check_specs
 
+    from . import runner
     from .adapter import load_adapter
     from .hyp import profile_settings
-    from .runner import _import_checks, run_one
 
     torch.set_num_threads(1)
-    _import_checks()
+    runner._import_checks()
     specs = load_check_specs()
     adapter = load_adapter(impl_ref)
     hs = profile_settings(profile)
@@ -136,7 +136,10 @@ def _run_seed(impl_ref: str, spec_ids: list[str], seed: int, profile: str, first
         spec = specs[sid]
         if first_run_only and spec.extra.get("trained"):
             spec = dataclasses.replace(spec, params={**spec.params, "max_runs": 1})
-        r = run_one(spec, adapter, seed, hs, impl_ref)
+        if hasattr(runner, "_run_spec"):  # the path of a user's run, isolation included
+            r = runner._run_spec(spec, adapter, runner.RunOptions(master_seed=seed, impl_ref=impl_ref), hs)
+        else:  # pragma: no cover - runners without per-spec isolation
+            r = runner.run_one(spec, adapter, seed, hs, impl_ref)
         out[sid] = {"status": r.status, "message": r.message, "measured": r.measured,
                     "duration_s": round(r.duration_s, 3)}
     return {"seed": seed, "results": out}
