@@ -4,6 +4,7 @@ threads). Each is a `Mutant` subclass, so it joins `mutants.MUTANTS` and the sel
 """
 from __future__ import annotations
 
+import copy
 import math
 
 import gymnasium as gym
@@ -11,6 +12,7 @@ import numpy as np
 import torch
 
 from softq_ref import tabular
+from softq_ref.sampler import svgd_surrogate_loss
 from softq_ref.soft_value import soft_value_uniform_box
 from softq_ref.sql import SoftQLearning
 from softq_ref.svgd import median_bandwidth, pairwise_sq_dists
@@ -108,3 +110,123 @@ class AgentIgnoresGamma(Mutant):
 
     def make_agent(self, obs_dim, act_dim, alpha, gamma, seed):
         return super().make_agent(obs_dim, act_dim, alpha, 0.99, seed)
+
+
+# -- which parameters and particles drive eq. 13 (ALG1.policy_update_terms) ---------------------------------
+class _PolicyOnTargetQ(SoftQLearning):
+    def policy_update(self, batch):
+        online, self.q = self.q, self.q_target  # the energy of eq. 13 is theta-bar instead of theta
+        try:
+            return super().policy_update(batch)
+        finally:
+            self.q = online
+
+
+class _PolicyOnStaleQ(SoftQLearning):
+    def q_update(self, batch):
+        self._q_before_step = copy.deepcopy(self.q)
+        return super().q_update(batch)
+
+    def policy_update(self, batch):
+        online, self.q = self.q, getattr(self, "_q_before_step", self.q)  # Q from before the last Q step
+        try:
+            return super().policy_update(batch)
+        finally:
+            self.q = online
+
+
+class _PolicyOnReplayParticles(SoftQLearning):
+    def policy_update(self, batch):
+        obs = batch["obs"]
+        c = self.config
+        actions = self.sampler(obs, c.svgd_particles, generator=self.generator)
+        replayed = batch["action"][:, None, :].expand(-1, c.n_fixed, -1)  # kernel sources x_j from the replay
+        actions = torch.cat([replayed, actions[:, c.n_fixed:]], dim=1)
+        loss, stats = svgd_surrogate_loss(obs, actions, self.q, self.internal_alpha, c.n_fixed, c.bandwidth_rule,
+                                          c.squash_correction)
+        self.policy_optimizer.zero_grad()
+        loss.backward()
+        self.policy_optimizer.step()
+        return {"policy_surrogate": float(loss.detach())}
+
+
+class PolicyUsesTargetQ(Mutant):
+    bug = "the policy update's eq. 13 driving term uses the target Q (theta-bar) instead of the online Q"
+    catches = ("ALG1.policy_update_terms",)
+    agent_class = _PolicyOnTargetQ
+
+
+class PolicyUsesStaleQ(Mutant):
+    bug = "the policy update uses the Q parameters from before the last Q step (a stale copy)"
+    catches = ("ALG1.policy_update_terms",)
+    agent_class = _PolicyOnStaleQ
+
+
+class PolicyUsesReplayActions(Mutant):
+    bug = "the fixed SVGD particles x_j are the replayed actions, not the sampler's own actions"
+    catches = ("ALG1.policy_update_terms",)
+    agent_class = _PolicyOnReplayParticles
+
+
+# -- bug classes reported in public max-ent RL code ---------------------------------------------------------
+class _TDNoTemperature(SoftQLearning):
+    def soft_value_target(self, next_obs):
+        with torch.no_grad():
+            q = self.q_target(next_obs, self.proposal_actions(next_obs.shape[0]))
+            return soft_value_uniform_box(q, 1.0, self.act_dim)  # eq. 10 at alpha = 1 whatever alpha is
+
+
+class _SoftPartOutsideMask(SoftQLearning):
+    def td_target(self, batch):
+        with torch.no_grad():
+            q = self.q_target(batch["next_obs"], self.proposal_actions(batch["next_obs"].shape[0]))
+            v = soft_value_uniform_box(q, self.internal_alpha, self.act_dim)
+            hard = q.max(-1).values
+            # the entropy part of the soft value (V_hat - max_j Q_j) escapes the (1 - terminated) mask
+            return self.reward_scale * batch["reward"] + self.config.gamma * ((1 - batch["terminated"]) * hard + (v - hard))
+
+
+class _LogProposalPerDim(SoftQLearning):
+    def soft_value_target(self, next_obs):
+        # log q(a) = -log 2 per dimension, not summed: (B, M, d) broadcast and averaged instead of summed over d
+        return super().soft_value_target(next_obs) - self.internal_alpha * (self.act_dim - 1) * math.log(2.0)
+
+
+class _TDHardMax(SoftQLearning):
+    def soft_value_target(self, next_obs):
+        with torch.no_grad():
+            q = self.q_target(next_obs, self.proposal_actions(next_obs.shape[0]))
+            return q.max(-1).values  # the next state's entropy is missing from the target
+
+
+class TDMissingTemperature(Mutant):
+    bug = "eq. 10 value target evaluated at alpha = 1 whatever the temperature (haarnoja/softqlearning issue 5)"
+    catches = ("ALG1.td_target_terms", "ALG1.td_target_eq10")
+    agent_class = _TDNoTemperature
+
+
+class TDEntropyOutsideMask(Mutant):
+    bug = "the entropy part of V_hat(s') sits outside the (1 - terminated) mask (SB3 issue 76)"
+    catches = ("ALG1.td_target_terms", "ALG1.target_frozen")
+    agent_class = _SoftPartOutsideMask
+
+
+class TDLogProposalNotSummed(Mutant):
+    bug = "log q(a) of the uniform proposal not summed over action dimensions: alpha log 2 for alpha d log 2 (tianshou issue 40)"
+    catches = ("ALG1.td_target_terms",)
+    agent_class = _LogProposalPerDim
+
+
+class TDMissingFutureEntropy(Mutant):
+    bug = "the target value is max_j Q(s', a_j): the next state's entropy is missing (rlkit issue 43)"
+    catches = ("ALG1.td_target_terms", "ALG1.td_target_eq10")
+    agent_class = _TDHardMax
+
+
+class BandwidthFromStateCount(Mutant):
+    bug = "kernel bandwidth med^2 / log(number of states in the batch) instead of log(number of particles)"
+    catches = ("C3.bandwidth",)
+
+    def bandwidth(self, fixed, updated):
+        states = fixed.shape[0] if fixed.dim() > 2 else 1
+        return median_bandwidth(pairwise_sq_dists(fixed, updated), self.config.bandwidth_rule, max(states, 2))
