@@ -5,6 +5,7 @@ threads). Each is a `Mutant` subclass, so it joins `mutants.MUTANTS` and the sel
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 
 import gymnasium as gym
@@ -15,7 +16,8 @@ from softq_ref import tabular
 from softq_ref.sampler import svgd_surrogate_loss
 from softq_ref.soft_value import soft_value_uniform_box
 from softq_ref.sql import SoftQLearning
-from softq_ref.svgd import median_bandwidth, pairwise_sq_dists
+from softq_ref.networks import SamplingNetwork
+from softq_ref.svgd import median_bandwidth, pairwise_sq_dists, rbf_kernel, svgd_direction
 
 from .mutants import Mutant
 
@@ -230,3 +232,68 @@ class BandwidthFromStateCount(Mutant):
     def bandwidth(self, fixed, updated):
         states = fixed.shape[0] if fixed.dim() > 2 else 1
         return median_bandwidth(pairwise_sq_dists(fixed, updated), self.config.bandwidth_rule, max(states, 2))
+
+
+# -- the training loop (ALG1.truncation_bootstrap) -----------------------------------------------------------
+class _DoneAs(gym.Wrapper):
+    """Rewrites the env's (terminated, truncated) flags the way a buggy training loop reads them."""
+
+    def __init__(self, env, rule):
+        super().__init__(env)
+        self.rule = rule
+
+    def step(self, action):
+        obs, r, term, trunc, info = self.env.step(action)
+        return (obs, r, *self.rule(term, trunc), info)
+
+
+class _LoopMutant:
+    """Mixin: train() on the task's env with rewritten done flags."""
+
+    done_rule = staticmethod(lambda term, trunc: (term, trunc))
+
+    def train(self, task, steps, alpha, seed):
+        make = task.make_env
+        wrapped = dataclasses.replace(task, make_env=lambda: _DoneAs(make(), self.done_rule))
+        return super().train(wrapped, steps, alpha, seed)
+
+
+class TruncationStoredAsTerminal(_LoopMutant, Mutant):
+    bug = "time-limit truncation stored as terminal in the replay (cleanrl issue 460, rlpyt issue 57)"
+    catches = ("ALG1.truncation_bootstrap",)
+    done_rule = staticmethod(lambda term, trunc: (term or trunc, False))
+
+
+class BootstrapThroughTermination(_LoopMutant, Mutant):
+    bug = "terminal transitions stored as non-terminal (the loop only resets the episode): bootstraps through termination"
+    catches = ("ALG1.truncation_bootstrap",)
+    done_rule = staticmethod(lambda term, trunc: (False, term or trunc))
+
+
+class PreSquashSVGD(Mutant):
+    bug = ("SVGD direction computed in the pre-squash space u (kernel and grad Q w.r.t. u) but applied to the squashed "
+           "actions a = tanh(u) (softlearning issue 143)")
+    catches = ("D.cell_masses", "D.mmd")
+
+    def fit_sampler(self, energy, action_dim, alpha, steps, seed):
+        torch.manual_seed(seed)
+        net = SamplingNetwork(1, action_dim, (64, 64))
+        gen = torch.Generator().manual_seed(seed)
+        opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+        obs, n_particles, n_fixed = torch.zeros(1, 1), 32, 16
+        for _ in range(steps):
+            xi = net.sample_noise(1, n_particles, gen)
+            u = net.net(torch.cat([obs.unsqueeze(-2).expand(1, n_particles, 1), xi], -1))  # pre-squash
+            a = torch.tanh(u)
+            fixed_u = u[:, :n_fixed].detach().requires_grad_(True)
+            grad_u = torch.autograd.grad(energy(torch.tanh(fixed_u)).sum(), fixed_u)[0]  # dQ/da (1 - a^2)
+            fixed_u, upd_u = fixed_u.detach(), u[:, n_fixed:].detach()
+            sq = pairwise_sq_dists(fixed_u, upd_u)
+            h = median_bandwidth(sq, self.config.bandwidth_rule, n_fixed)
+            k, grad_k = rbf_kernel(fixed_u, upd_u, h)
+            direction = svgd_direction(k, grad_k, grad_u, alpha)  # a direction in u ...
+            loss = -(direction.detach() * a[:, n_fixed:]).sum(-1).mean()  # ... applied to a = tanh(u)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return net, gen
