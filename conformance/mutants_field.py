@@ -106,6 +106,31 @@ class SyncTargetNoop(Mutant):
         pass
 
 
+class AgentIgnoresAlpha(Mutant):
+    bug = "make_agent ignores the temperature it is given (keeps alpha = 1)"
+    catches = ("ALG1.td_target_terms",)
+
+    def make_agent(self, obs_dim, act_dim, alpha, gamma, seed):
+        return super().make_agent(obs_dim, act_dim, 1.0, gamma, seed)
+
+
+class KernelWidthDoubled(Mutant):
+    bug = "RBF kernel exp(-||x - y||^2 / (2h)) (with its matching gradient) instead of exp(-||x - y||^2 / h)"
+    catches = ("C1.stein_identity",)
+
+    def rbf_kernel(self, x, y, h):
+        return rbf_kernel(x, y, 2 * h if isinstance(h, (int, float)) else 2 * torch.as_tensor(h))
+
+
+class SamplePolicyReseeded(Mutant):
+    bug = "sample_policy re-seeds its noise on every call (the same actions every call)"
+    catches = ("ALG1.trainer_contract",)
+
+    def sample_policy(self, policy, obs, n):
+        with torch.no_grad():
+            return policy.sampler(torch.as_tensor(obs, dtype=torch.float32), n, generator=torch.Generator().manual_seed(0))
+
+
 class AgentIgnoresGamma(Mutant):
     bug = "make_agent ignores the discount it is given (keeps a default gamma = 0.99)"
     catches = ("ALG1.td_target_eq10",)
