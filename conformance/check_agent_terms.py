@@ -190,3 +190,59 @@ def alg1_policy_update_terms(ctx: Ctx) -> None:
         ctx.close(f"sampler after policy_update on batches differing outside obs ({tag})", replay, base, 0.0,
                   "eq. 13-14 use only the states of the batch; the particles are the sampler's own actions f(xi; s), "
                   "not the replayed actions (and rewards, next states, terminal flags do not enter)")
+
+
+@check("ALG1.policy_update_alphas")
+def alg1_policy_update_alphas(ctx: Ctx) -> None:
+    """eq. 13 alignment at both ends of the temperature range: the driving term k grad Q dominates the
+    direction at small alpha, the repulsive term alpha grad k at large alpha, so each is tested alone."""
+    from .check_svgd import own_bandwidth, own_direction
+
+    p = ctx.params
+    B, n, d = int(p["states"]), int(p["particles"]), ACT_DIM
+    rng = ctx.rng()
+    worst = math.inf
+    for k, alpha in enumerate(float(a) for a in p["alphas"]):
+        a_int, _ = _scales(ctx, alpha)
+        agent = ctx.impl.raw("make_agent", OBS_DIM, d, alpha, 0.9, ctx.sub_seed(k))
+        for _ in range(int(p["q_updates"])):
+            ctx.impl.raw("q_update", agent, _batch(rng, 64))
+        cos = []
+        for _ in range(int(p["repetitions"])):
+            obs = rng.normal(size=(B, OBS_DIM)).astype(np.float32)
+            xi = rng.normal(size=(B, n, d)).astype(np.float32)
+            a0 = _sampler_probe(ctx, agent, obs, xi)
+            g = _fd_grad_q(ctx, agent, obs, a0.astype(np.float32))
+            if ctx.conventions["squash_correction"] == "tanh_log_det":
+                g = g + a_int * (-2 * a0 / (1 - a0**2 + 1e-6))
+            want = own_direction(a0, a0, g, a_int, own_bandwidth(a0, a0, ctx.conventions["bandwidth_rule"]))
+            pb = _batch(rng, B)
+            pb["obs"] = _t(obs)
+            ctx.impl.raw("policy_update", agent, pb)
+            da = (_sampler_probe(ctx, agent, obs, xi) - a0).ravel()
+            cos.append(float(da @ want.ravel() / (np.linalg.norm(da) * np.linalg.norm(want) + 1e-30)))
+        c = float(np.mean(cos))
+        ctx.measure(f"mean cosine(Delta a, eq. 13) at alpha={alpha}", round(c, 4))
+        worst = min(worst, c)
+        if not c >= p["min_alignment"]:
+            from .hints import alignment_phrase
+
+            dominant = "the driving term k grad Q" if alpha < 0.3 else "the repulsive term alpha grad k"
+            ctx.fail(f"mean cosine between the particle change and the eq. 13 direction at alpha = {alpha} is {c:.3f} < "
+                     f"{p['min_alignment']}: {alignment_phrase(c)}; at this temperature {dominant} dominates eq. 13, "
+                     "so that term is the suspect", c, p["min_alignment"])
+    ctx.measure("worst mean cosine", round(worst, 4))
+
+
+def _fd_grad_q(ctx: Ctx, agent, obs: np.ndarray, a: np.ndarray, eps: float = 1e-3) -> np.ndarray:
+    """Central finite differences of the online Q at actions a (B, n, d)."""
+    B, n, d = a.shape
+    g = np.zeros_like(a)
+    ob = _t(np.repeat(obs, n, 0))
+    for k in range(d):
+        e = np.zeros(d, np.float32)
+        e[k] = eps
+        q = [ctx.impl.call("q_values", agent, ob, _t((a + s * e).reshape(-1, d)), False,
+                           returns=Arr((B * n,), "Q at the particles", dtype="float")) for s in (1, -1)]
+        g[..., k] = ((q[0] - q[1]) / (2 * eps)).reshape(B, n)
+    return g

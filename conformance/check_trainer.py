@@ -87,19 +87,19 @@ def alg1_truncation_bootstrap(ctx: Ctx) -> None:
     ctx.measure("sampled region masses (terminate, truncate, continue)", [round(share[k], 4) for k in share])
     ctx.measure("optimum region masses", [round(opt[k], 4) for k in share])
     z = ctx.z(3, two_sided=False)  # two one-sided bounds on the truncate/continue gap, one on the terminating mass
-    eps = float(p["eps"])
+    eps_gap, eps_term = float(p["eps_gap"]), float(p["eps_terminate"])
     # Truncated and continuing steps have the same soft Q: equal mass, up to eps (approximation) and noise.
     pu, pc = share["truncate"], share["continue"]
     se = math.sqrt(max(pu + pc - (pu - pc) ** 2, 1e-12) / N)  # SE of a difference of two multinomial cells
-    ctx.le("mass(continue) - mass(truncate)", pc - pu, eps + z * se,
+    ctx.le("mass(continue) - mass(truncate)", pc - pu, eps_gap + z * se,
            f"a truncated step (time limit) must be bootstrapped like a continuing one: optimum masses "
            f"{opt['truncate']:.3f} / {opt['continue']:.3f}; storing truncation as terminal drops gamma V(s') from "
            "its target and starves the truncating actions")
-    ctx.le("mass(truncate) - mass(continue)", pu - pc, eps + z * se,
+    ctx.le("mass(truncate) - mass(continue)", pu - pc, eps_gap + z * se,
            "truncating and continuing actions lead to the same state with the same reward: a policy that prefers "
            "the truncating ones does not follow the soft Q")
     pt = share["terminate"]
-    ctx.le("mass(terminate) - optimum", pt - opt["terminate"], eps + z * math.sqrt(opt["terminate"] * (1 - opt["terminate"]) / N),
+    ctx.le("mass(terminate) - optimum", pt - opt["terminate"], eps_term + z * math.sqrt(opt["terminate"] * (1 - opt["terminate"]) / N),
            f"a terminal step has no next-state value: optimum mass {opt['terminate']:.3f}; bootstrapping through "
            f"termination gives it ~{math.exp(r_t / alpha) / (math.exp(r_t / alpha) + 1):.3f}")
 

@@ -322,3 +322,21 @@ class PreSquashSVGD(Mutant):
             loss.backward()
             opt.step()
         return net, gen
+
+
+class _NoRepulsionAgent(SoftQLearning):
+    def policy_update(self, batch):
+        obs = batch["obs"]
+        c = self.config
+        actions = self.sampler(obs, c.svgd_particles, generator=self.generator)
+        loss, stats = svgd_surrogate_loss(obs, actions, self.q, 0.0, c.n_fixed, c.bandwidth_rule, "none")
+        self.policy_optimizer.zero_grad()
+        loss.backward()
+        self.policy_optimizer.step()
+        return {"policy_surrogate": float(loss.detach())}
+
+
+class AgentNoRepulsiveTerm(Mutant):
+    bug = "the agent's eq. 13 direction without the repulsive alpha grad k term (SVGD collapses to gradient ascent)"
+    catches = ("ALG1.policy_update_alphas",)
+    agent_class = _NoRepulsionAgent
