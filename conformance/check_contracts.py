@@ -12,15 +12,18 @@ from .registry import Ctx, check
 
 
 def _fixed_point(R, P, gamma, alpha, tol=1e-13):
-    """Q* by iteration to the a-posteriori bound tol (numpy log-sum-exp: scipy's is ~10x slower here)."""
+    """Q* by iteration to the a-posteriori bound tol (numpy log-sum-exp: scipy's is ~10x slower here).
+
+    Capped: near gamma = 1 a float64 iteration can cycle within an ulp above tol; Q is then exact to round-off."""
     Q = np.zeros_like(R)
-    while True:
+    for _ in range(200_000):
         m = Q.max(-1)
         Qn = R + gamma * P @ (m + alpha * np.log(np.exp((Q - m[:, None]) / alpha).sum(-1)))
         step = float(np.max(np.abs(Qn - Q)))
         Q = Qn
         if gamma == 0 or gamma / (1 - gamma) * step <= tol:
-            return Q
+            break
+    return Q
 
 
 def _qstar_at(ctx: Ctx, R, P, gamma, alpha, tol):
