@@ -338,5 +338,5 @@ class _NoRepulsionAgent(SoftQLearning):
 
 class AgentNoRepulsiveTerm(Mutant):
     bug = "the agent's eq. 13 direction without the repulsive alpha grad k term (SVGD collapses to gradient ascent)"
-    catches = ("ALG1.policy_update_alphas",)
+    catches = ("ALG1.policy_update_alphas", "ALG1.policy_update_eq13")
     agent_class = _NoRepulsionAgent
