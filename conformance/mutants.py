@@ -260,4 +260,5 @@ class PolicyUpdateWrongSign(Mutant):
     agent_class = _PolicyAscent
 
 
+from . import mutants_field  # noqa: E402,F401  (issue 14: contract and field-bug mutants, Mutant subclasses)
 MUTANTS: dict[str, type[Mutant]] = {cls.__name__: cls for cls in Mutant.__subclasses__()}

@@ -31,6 +31,7 @@ STATUSES = ("pass", "fail", "error", "not_applicable", "xfail")
 def _import_checks() -> None:
     from . import (check_agent, check_composition, check_estimator, check_sampler,  # noqa: F401
                    check_svgd, check_tabular)
+    from . import check_agent_terms, check_contracts, check_trainer  # noqa: F401  (issue 14)
 
 
 def spec_seed(master_seed: int, spec_id: str) -> int:

@@ -16,6 +16,7 @@ from typing import Any
 __all__ = ["Spec", "load_specs", "load_check_specs", "load_claim_specs", "SPEC_FILES", "LEVELS", "KINDS", "CAPABILITIES", "SpecError"]
 
 SPEC_FILES = ("tabular.toml", "estimator.toml", "svgd.toml", "sampler.toml", "composition.toml", "agent.toml",
+              "contracts.toml", "agent_terms.toml", "trainer.toml",  # issue 14: contracts, term separation, loop
               "claims.toml")  # claims.toml: CLAIM.* benchmark claims, decided by softq_ref.benchmarks.claims
 LEVELS = ("operator", "estimator", "sampler", "agent", "benchmark")
 KINDS = ("exact", "statistical")
