@@ -47,7 +47,7 @@ def fitted_samples(ctx: Ctx, n: int) -> np.ndarray:
         from .runner import spec_seed
 
         seed = spec_seed(ctx.master_seed, "D") % (2**31)
-        handle = ctx.impl.raw("fit_sampler", energy_fn(alpha), 2, alpha, steps, seed)
+        handle = ctx.impl.raw("fit_sampler", ctx.units(alpha).energy(energy_fn(alpha)), 2, ctx.units(alpha).alpha, steps, seed)
         _FITS.clear()
         _FITS[key] = ctx.impl.call("sample", handle, n, returns=Arr((n, 2), "n iid actions in [-1, 1]^2", dtype="float"))
     x = _FITS[key]
