@@ -84,6 +84,8 @@ DEFAULT_CONVENTIONS = {
     "particle_counts": "independent",  # "tied": the implementation needs as many updated as fixed particles
     "target_update": "hard",  # hard: sync_target(); "hard(N)": copied every N updates; "polyak(tau)"
     "critic_reduction": "single",  # "min" / "mean" over a critic ensemble (q_values returns (B, K))
+    "out_of_box_gradient": "none",  # "constant(c)": grad Q of out-of-box particle coordinates replaced by -c sign(a)
+    "precision": "float64",  # "float32_constants": float64 paths with float32 constants (exact tolerances 1e-6 rel)
 }
 
 

@@ -10,7 +10,7 @@ from scipy.integrate import trapezoid
 from .adapter import Arr
 from .agent_conventions import (flat_parameters, fused_policy, policy_step, q_members, q_reduced, q_step,
                                 target_schedule)
-from .check_svgd import own_bandwidth, own_direction
+from .check_svgd import box_adjusted_grad, own_bandwidth, own_direction
 from .registry import Ctx, check
 from .tasks import BANDIT_DIP_CELLS, bandit_task, multigoal_task, optimum_cell_masses
 
@@ -203,7 +203,7 @@ def alg1_policy_update(ctx: Ctx) -> None:
         if ctx.conventions["squash_correction"] == "tanh_log_det":
             g = g + a_int * (-2 * a0 / (1 - a0**2 + 1e-6))
         h = own_bandwidth(a0, a0, ctx.conventions["bandwidth_rule"])
-        want = own_direction(a0, a0, g, a_int, h)
+        want = own_direction(a0, a0, box_adjusted_grad(ctx, a0, g), a_int, h)
         if not fused_policy(ctx):
             policy_step(ctx, agent, batch)
         a1 = ctx.impl.call("actions_from_noise", agent, torch.as_tensor(obs), xi,

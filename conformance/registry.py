@@ -21,6 +21,7 @@ from .adapter import Checked, NotApplicable
 __all__ = ["CHECKS", "check", "Ctx", "CheckFailure", "NotApplicable", "Units", "bonferroni_z"]
 
 CHECKS: dict[str, Callable[["Ctx"], Any]] = {}
+FLOAT32_CONSTANTS_RTOL = 1e-6  # exact checks under the declared precision = "float32_constants"
 
 
 def check(spec_id: str) -> Callable[[Callable[["Ctx"], Any]], Callable[["Ctx"], Any]]:
@@ -145,6 +146,13 @@ class Ctx:
         """Assert max |measured - expected| <= atol elementwise; returns the max error."""
         m, e = np.asarray(measured, dtype=np.float64), np.asarray(expected, dtype=np.float64)
         err = float(np.max(np.abs(m - e))) if m.size else 0.0
+        if self.conventions.get("precision") == "float32_constants" and self.spec.kind == "exact" and e.size:
+            # declared: float64 paths that use float32 constants (log M, d log 2, alpha): their rounding,
+            # 2^-23 relative, a few times over, bounds the error; any equation error is far larger
+            floor = FLOAT32_CONSTANTS_RTOL * (1 + float(np.max(np.abs(e))))
+            if atol < floor:
+                atol = floor
+                self.measured["tolerance"] = f"float32_constants: atol raised to {FLOAT32_CONSTANTS_RTOL:g} (1 + |expected|)"
         self.worst(f"max |{name} error|", err)
         if not err <= atol:
             idx = np.unravel_index(int(np.argmax(np.abs(m - e))), m.shape) if m.ndim else ()
