@@ -85,6 +85,7 @@ DEFAULT_CONVENTIONS = {
     "target_update": "hard",  # hard: sync_target(); "hard(N)": copied every N updates; "polyak(tau)"
     "critic_reduction": "single",  # "min" / "mean" over a critic ensemble (q_values returns (B, K))
     "out_of_box_gradient": "none",  # "constant(c)": grad Q of out-of-box particle coordinates replaced by -c sign(a)
+    "direction_log_det": "none",  # "tanh(eps)": svgd_direction_auto adds grad sum log(1 - a^2 + eps) to grad Q itself
     "precision": "float64",  # "float32_constants": float64 paths with float32 constants (exact tolerances 1e-6 rel)
 }
 

@@ -83,6 +83,21 @@ def box_adjusted_grad(ctx: Ctx, x, grad_q):
     return np.where(x > 1, -c, np.where(x < -1, c, grad_q))
 
 
+def direction_target_grad(ctx: Ctx, x, grad_q, alpha):
+    """grad of the log-target the implementation's own-bandwidth direction uses: grad Q, plus
+    alpha grad sum_k log(1 - x_k^2 + eps) under direction_log_det = "tanh(eps)" (ports whose inline eq. 13
+    adds the tanh squash correction to log p itself), then the out_of_box_gradient convention."""
+    conv = str(ctx.conventions.get("direction_log_det", "none")).replace(" ", "")
+    if conv != "none":
+        import re
+
+        m = re.fullmatch(r"tanh\(([0-9.eE+-]+)\)", conv)
+        if not m:
+            raise ValueError(f"conventions['direction_log_det'] = {conv!r}: expected 'none' or 'tanh(eps)'")
+        grad_q = grad_q + alpha * (-2 * x / (1 - x**2 + float(m.group(1))))
+    return box_adjusted_grad(ctx, x, grad_q)
+
+
 def counts(ctx: Ctx, n: int, m: int) -> tuple[int, int]:
     """(n fixed, m updated) particles; m = n under the declared particle_counts = "tied"."""
     return (n, n) if ctx.conventions.get("particle_counts") == "tied" else (n, m)
@@ -235,7 +250,8 @@ def c1_direction_auto(ctx: Ctx) -> None:
             fixed, upd = _box_sets(rng, scales, n, m, d)
             g = rng.normal(size=fixed.shape) * 3
             got = direction_auto(ctx, fixed, upd, g, alpha)
-            want = own_direction(fixed, upd, box_adjusted_grad(ctx, fixed, g), alpha, own_bandwidth(fixed, upd, rule))
+            want = own_direction(fixed, upd, direction_target_grad(ctx, fixed, g, alpha), alpha,
+                                 own_bandwidth(fixed, upd, rule))
             ctx.close(f"eq. 13 direction with the implementation's own bandwidth (alpha={alpha}, B={len(scales)}, "
                       f"n={n}, m={m}, d={d})", got, want, ctx.params["atol"] + ctx.params["rtol"] * np.abs(want).max(),
                       f"expected mean_j [k(x_j, y_i) grad Q(x_j) + alpha grad_x_j k(x_j, y_i)], h = {rule.describe()} "

@@ -95,3 +95,56 @@ def test_import_shims_are_scoped(pytorchrl):
 
     assert "rllab" not in sys.modules and "pyprind" not in sys.modules
     assert pytorchrl.softq.SoftQ.__mro__[1].__name__ == "Inert"
+
+
+SCCHY_PASS = ["B2.box_value", "B4.exact_cases", "B4.box_convention", "C1.direction_auto", "C3.bandwidth",
+              "ALG1.target_frozen", "ALG1.td_target_eq10", "ALG1.policy_update_eq13"]
+
+
+@pytest.fixture()
+def scchy(monkeypatch):
+    import sys
+
+    from softq_conformance.third_party.ports import scchy_adapter
+
+    monkeypatch.setenv(scchy_adapter.ENV_VAR, str(STANDINS / "scchy"))
+    monkeypatch.delitem(sys.modules, "SoftQNew", raising=False)
+    return scchy_adapter.make_adapter()
+
+
+def test_scchy_standin_verdicts_and_sanity(scchy):
+    from softq_conformance.third_party.ports.scchy_sanity import run
+
+    got = _statuses(scchy, SCCHY_PASS + ["B1.gaussian_value", "C2.fixed_points"])
+    for sid in SCCHY_PASS:
+        assert got[sid][0] == "pass", (sid, got[sid])
+    assert got["B1.gaussian_value"][0] == got["C2.fixed_points"][0] == "not_applicable"
+    for what, err, tol in run(scchy):
+        assert err <= tol, what
+
+
+def test_scchy_squash_convention_and_kernel_bugs_are_caught(scchy, monkeypatch):
+    undeclared = type(scchy)(scchy.m)
+    undeclared.conventions = {**scchy.conventions, "direction_log_det": "none"}
+    assert _statuses(undeclared, ["C1.direction_auto"])["C1.direction_auto"][0] == "fail"
+    own = scchy.m.adaptive_isotropic_gaussian_kernel
+
+    def no_floor(xs, ys, h_min=1e-3):  # the bandwidth without its floor
+        return own(xs, ys, h_min=0.0)
+
+    monkeypatch.setattr(scchy.m, "adaptive_isotropic_gaussian_kernel", no_floor)
+    got = _statuses(scchy, ["C3.bandwidth", "C1.direction_auto"])
+    assert all(s == "fail" for s, _ in got.values()), got
+
+
+def test_scchy_td_target_on_the_online_critic_is_caught(scchy, monkeypatch):
+    own = scchy.m.SoftQ._create_td_update
+
+    def online(self, *args):  # eq. 10 on the online critic instead of the frozen target
+        with monkeypatch.context() as m:
+            m.setattr(self, "tar_critic", self.critic)
+            return own(self, *args)
+
+    monkeypatch.setattr(scchy.m.SoftQ, "_create_td_update", online)
+    got = _statuses(scchy, ["ALG1.td_target_eq10"])
+    assert got["ALG1.td_target_eq10"][0] == "fail", got

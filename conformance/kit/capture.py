@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 __all__ = ["swapped", "frozen", "regression_target", "GivenQ", "LinearQ", "EnergyQ", "ParticleSets", "given_noise",
-           "same_randomness"]
+           "FixedDraws", "same_randomness", "flatten_sets"]
 
 
 @contextlib.contextmanager
@@ -70,23 +70,23 @@ def same_randomness() -> Iterator[Callable[[], None]]:
     yield rewind
 
 
-def regression_target(module: nn.Module, step: Callable[[], Any], call: int = 0) -> torch.Tensor:
+def regression_target(module: nn.Module, step: Callable[[], Any], call: int | None = None) -> torch.Tensor:
     """The target y a training step regresses `module`'s output onto, for any quadratic loss
     c * sum (q - y)^2 (mean or sum, with or without 1/2): run the step twice with the same
-    randomness, the second time with `module`'s output (its `call`-th call in the step) shifted by 1;
-    the gradients g, g' at that output give y = q - g / (g' - g). Freeze the optimisers around it."""
-    seen: dict[str, Any] = {}
+    randomness, the second time with `module`'s output shifted by 1; the gradients g, g' at that output
+    give y = q - g / (g' - g). `call`: which call of `module` in the step (default: the one call whose
+    output the loss back-propagates through). Freeze the optimisers around it."""
 
-    def run(shift: float) -> tuple[torch.Tensor, torch.Tensor]:
-        count = [0]
+    def run(shift: float, at: int | None) -> tuple[int, torch.Tensor, torch.Tensor]:
+        outs: list[torch.Tensor] = []
+        grads: dict[int, torch.Tensor] = {}
 
         def hook(mod: nn.Module, inputs: Any, out: torch.Tensor) -> torch.Tensor:
-            count[0] += 1
-            if count[0] - 1 != call:
-                return out
-            out = out + shift
-            out.register_hook(lambda g: seen.__setitem__("g", g.detach().clone()))
-            seen["q"] = out.detach().clone() - shift
+            i = len(outs)
+            outs.append(out.detach().clone())
+            out = out + shift if i == at else out
+            if out.requires_grad:
+                out.register_hook(lambda g: grads.__setitem__(i, g.detach().clone()))
             return out
 
         handle = module.register_forward_hook(hook)
@@ -94,15 +94,17 @@ def regression_target(module: nn.Module, step: Callable[[], Any], call: int = 0)
             step()
         finally:
             handle.remove()
-        if "g" not in seen:
-            raise RuntimeError(f"regression_target: the step never back-propagated through call {call} of "
-                               f"{type(module).__name__}; pass the module whose output the loss regresses")
-        return seen.pop("q"), seen.pop("g")
+        hits = [at] if at is not None else sorted(grads)
+        if len(hits) != 1 or hits[0] not in grads:
+            raise RuntimeError(f"regression_target: {len(outs)} call(s) of {type(module).__name__} in the step, "
+                               f"{len(grads)} received a loss gradient ({sorted(grads)}); pass the module whose "
+                               "output the loss regresses, and call=i if several calls are regressed")
+        return hits[0], outs[hits[0]], grads[hits[0]]
 
     with same_randomness() as rewind:
-        q, g = run(0.0)
+        at, q, g = run(0.0, call)
         rewind()
-        _, g1 = run(1.0)
+        _, _, g1 = run(1.0, at)  # only the regressed call is shifted
     if not torch.all(g1 - g != 0):
         raise RuntimeError("regression_target: the loss is not quadratic in the module's output (g' = g)")
     return (q - g / (g1 - g)).reshape(-1)
@@ -143,15 +145,18 @@ class EnergyQ(nn.Module):
 
 
 class ParticleSets(nn.Module):
-    """Stands in for a sampler: its k-th call returns the k-th given particle set as a leaf tensor
-    (requires_grad), so the gradient a policy step leaves on the particles can be read back."""
+    """Stands in for a sampler: its k-th call returns the k-th given particle set as a parameter, so the
+    gradient a policy step leaves on the particles can be read back (`grad(k)`). `count_arg`: the
+    position of the particle-count argument in the sampler's call, checked against the set (None: no
+    check). A port that draws one set and splits it gets one set: ParticleSets(torch.cat([x, y], -2))."""
 
     def __init__(self, *sets: torch.Tensor, count_arg: int | None = 1):
         super().__init__()
-        self.sets = [s.detach().clone().requires_grad_(True) for s in sets]
+        # parameters, so that code differentiating with respect to `policy.parameters()` reaches them
+        self.sets = nn.ParameterList([nn.Parameter(s.detach().clone()) for s in sets])
         self.calls, self.count_arg = 0, count_arg
 
-    def forward(self, *args: Any) -> torch.Tensor:
+    def forward(self, *args: Any, **kwargs: Any) -> torch.Tensor:
         if self.calls >= len(self.sets):
             raise RuntimeError(f"ParticleSets: called {self.calls + 1} times; given {len(self.sets)} sets")
         out = self.sets[self.calls]
@@ -164,6 +169,23 @@ class ParticleSets(nn.Module):
     def grad(self, k: int) -> torch.Tensor:
         g = self.sets[k].grad
         return torch.zeros_like(self.sets[k]) if g is None else g
+
+
+class FixedDraws:
+    """Stands in for a distribution object a sampler draws its noise from (`dist.sample(shape)`):
+    returns the given tensors in order, each checked against the requested shape."""
+
+    def __init__(self, *draws: torch.Tensor):
+        self.draws = list(draws)
+
+    def sample(self, shape: Any = ()) -> torch.Tensor:
+        if not self.draws:
+            raise RuntimeError("FixedDraws: more draws requested than given")
+        x = self.draws.pop(0)
+        want = tuple(shape) + tuple(x.shape[len(tuple(shape)):])
+        if tuple(x.shape) != want:
+            raise RuntimeError(f"FixedDraws: the sampler asked for shape {tuple(shape)}; the given draw is {tuple(x.shape)}")
+        return x.clone()
 
 
 @contextlib.contextmanager
