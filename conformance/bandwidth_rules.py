@@ -9,10 +9,12 @@ sql_code), e.g.
     "median=average, log=n+1, n=all, floor=1e-5"      # np.median-style, log(n_fixed + m + 1), floor 1e-5
 
 Parameters: median = lower | average (of the two middle squared distances when their count is
-even), log = n | n+1, n = fixed (the fixed particles, the first kernel argument) | all (fixed plus
-updated), floor = a number (0: none; `float32(x)` for a float32 constant), form = sq
-(h = median / log) | sqrt_half (paper D.1: h = sqrt(median) / (2 log)). "median" is always of the
-squared distances between the fixed and the updated particles of one set (one state).
+even) | mean (the mean squared distance, as some ports use), scale = a factor on that statistic,
+log = n | n+1, n = fixed (the fixed particles, the first kernel argument) | updated (the second) |
+all (fixed plus updated), floor = a number (h = max(h, floor); 0: none; `float32(x)` for a float32
+constant), plus = a number added to h (h + eps, as in exp(-d^2 / (h + eps))), form = sq
+(h = median / log) | sqrt_half (paper D.1: h = sqrt(median) / (2 log)). The statistic is always of
+the squared distances between the fixed and the updated particles of one set (one state).
 """
 from __future__ import annotations
 
@@ -33,12 +35,17 @@ class BandwidthRule:
     n: str = "fixed"
     floor: float = 1e-3
     form: str = "sq"
+    scale: float = 1.0
+    plus: float = 0.0
 
     def describe(self) -> str:
-        denom = f"log({'n_fixed' if self.n == 'fixed' else 'n_fixed + m'}{' + 1' if self.log == 'n+1' else ''})"
-        core = f"{self.median} median of ||x - y||^2 / {denom}" if self.form == "sq" else \
-            f"sqrt({self.median} median of ||x - y||^2) / (2 {denom})"
-        return f"max({core}, {self.floor!r})" if self.floor else core
+        count = {"fixed": "n_fixed", "updated": "m_updated", "all": "n_fixed + m_updated"}[self.n]
+        denom = f"log({count}{' + 1' if self.log == 'n+1' else ''})"
+        stat = ("mean" if self.median == "mean" else f"{self.median} median") + " of ||x - y||^2"
+        stat = stat if self.scale == 1.0 else f"{self.scale!r} * {stat}"
+        core = f"{stat} / {denom}" if self.form == "sq" else f"sqrt({stat}) / (2 {denom})"
+        core = f"max({core}, {self.floor!r})" if self.floor else core
+        return f"{core} + {self.plus!r}" if self.plus else core
 
 
 NAMED_RULES = {
@@ -47,7 +54,9 @@ NAMED_RULES = {
     "svgd_code": BandwidthRule(log="n+1", floor=0.0),
     "paper_d1": BandwidthRule(log="n+1", floor=0.0, form="sqrt_half"),
 }
-_CHOICES = {"median": ("lower", "average"), "log": ("n", "n+1"), "n": ("fixed", "all"), "form": ("sq", "sqrt_half")}
+_CHOICES = {"median": ("lower", "average", "mean"), "log": ("n", "n+1"), "n": ("fixed", "updated", "all"),
+            "form": ("sq", "sqrt_half")}
+_NUMBERS = ("floor", "scale", "plus")
 
 
 def _floor(text: str) -> float:
@@ -74,18 +83,18 @@ def parse_bandwidth_rule(declared: Any) -> BandwidthRule:
             rule = NAMED_RULES[item]
             continue
         key, val = (s.strip() for s in item.split("=", 1))
-        if key == "floor":
+        if key in _NUMBERS:
             try:
-                rule = replace(rule, floor=_floor(val))
+                rule = replace(rule, **{key: _floor(val)})
             except ValueError:
-                raise ValueError(f"bandwidth_rule {declared!r}: floor={val!r} is not a number or float32(number)") from None
+                raise ValueError(f"bandwidth_rule {declared!r}: {key}={val!r} is not a number or float32(number)") from None
         elif key in _CHOICES:
             if val not in _CHOICES[key]:
                 raise ValueError(f"bandwidth_rule {declared!r}: {key}={val!r}; expected one of {_CHOICES[key]}")
             rule = replace(rule, **{key: val})
         else:
             raise ValueError(f"bandwidth_rule {declared!r}: unknown parameter {key!r}; known: "
-                             f"{sorted(_CHOICES) + ['floor']}")
+                             f"{sorted(_CHOICES) + list(_NUMBERS)}")
     return rule
 
 
@@ -98,8 +107,13 @@ def rule_bandwidth(fixed: np.ndarray, updated: np.ndarray, declared: Any) -> np.
     med = flat[..., (N - 1) // 2]  # lower median
     if rule.median == "average" and N % 2 == 0:
         med = 0.5 * (med + flat[..., N // 2])
-    n = fixed.shape[-2] + (updated.shape[-2] if rule.n == "all" else 0)
+    elif rule.median == "mean":
+        med = sq.reshape(flat.shape).mean(-1)
+    if rule.scale != 1.0:
+        med = med * rule.scale
+    n = {"fixed": fixed.shape[-2], "updated": updated.shape[-2], "all": fixed.shape[-2] + updated.shape[-2]}[rule.n]
     denom = math.log(n + 1) if rule.log == "n+1" else math.log(n)
     with np.errstate(divide="ignore", invalid="ignore"):
         h = med / denom if rule.form == "sq" else np.sqrt(med) / (2 * denom)
-    return np.maximum(h, rule.floor) if rule.floor else h
+    h = np.maximum(h, rule.floor) if rule.floor else h
+    return h + rule.plus if rule.plus else h

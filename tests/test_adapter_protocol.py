@@ -147,8 +147,10 @@ def test_bandwidth_rule_parameters():
     np.testing.assert_allclose(rule_bandwidth(x, y, "median=average, log=n+1, n=all, floor=0"), avg / math.log(11))
     np.testing.assert_allclose(rule_bandwidth(x, y, "sql_code"), np.maximum(sq[:, 11] / math.log(4), 1e-3))
     assert parse_bandwidth_rule("sql_code; floor=float32(1e-3)").floor == float(np.float32(1e-3))
-    with pytest.raises(ValueError, match="median='mean'"):
-        parse_bandwidth_rule("median=mean")
+    mean_rule = "svgd_code; median=mean; scale=0.5; n=updated; plus=1e-8"  # a port's mean-distance rule
+    np.testing.assert_allclose(rule_bandwidth(x, y, mean_rule), 0.5 * sq.mean(-1) / math.log(7) + 1e-8)
+    with pytest.raises(ValueError, match="median='mode'"):
+        parse_bandwidth_rule("median=mode")
     with pytest.raises(ValueError, match="unknown parameter 'bw'"):
         parse_bandwidth_rule("sql_code, bw=1")
 
