@@ -148,3 +148,42 @@ def test_scchy_td_target_on_the_online_critic_is_caught(scchy, monkeypatch):
     monkeypatch.setattr(scchy.m.SoftQ, "_create_td_update", online)
     got = _statuses(scchy, ["ALG1.td_target_eq10"])
     assert got["ALG1.td_target_eq10"][0] == "fail", got
+
+
+MAXENT_MODULES = ("core", "utils", "networks", "actorcritic", "actors", "actors.kernels", "actors.actor_sql")
+
+
+@pytest.fixture()
+def maxent(monkeypatch):
+    import sys
+
+    from softq_conformance.third_party.ports import maxent_sql_adapter
+
+    monkeypatch.setenv(maxent_sql_adapter.ENV_VAR, str(STANDINS / "maxent"))
+    for name in MAXENT_MODULES:
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    adapter = maxent_sql_adapter.make_adapter()
+    yield adapter
+    for name in MAXENT_MODULES:  # generic names: do not leave them to other tests
+        sys.modules.pop(name, None)
+
+
+MAXENT = ["B4.exact_cases", "C1.direction_auto", "C3.bandwidth", "ALG1.target_frozen", "ALG1.td_target_eq10"]
+
+
+def test_maxent_as_at_head(maxent):
+    got = _statuses(maxent, MAXENT)
+    for sid in ("B4.exact_cases", "ALG1.target_frozen", "ALG1.td_target_eq10"):  # the call bug of compute_loss_q
+        assert got[sid][0] == "error" and "implementation's own code at core.py" in got[sid][1], got[sid]
+    assert got["C3.bandwidth"][0] == "pass", got["C3.bandwidth"]  # the declared mean-distance rule
+    assert got["C1.direction_auto"][0] == "fail" and "alpha=0.1" in got["C1.direction_auto"][1]  # eq. 13 lacks alpha
+    assert "utils.count_vars" in maxent.core.__conformance_filled__
+
+
+def test_maxent_with_the_call_bug_bypassed(maxent, monkeypatch):
+    ActorCritic = maxent.core.ActorCritic
+    own = ActorCritic.forward
+    monkeypatch.setattr(ActorCritic, "forward", lambda self, obs, *a, in_q_loss=None, **k: own(self, obs, *a, **k))
+    got = _statuses(maxent, MAXENT)
+    assert got["B4.exact_cases"][0] == "pass" and got["ALG1.target_frozen"][0] == "pass", got
+    assert got["ALG1.td_target_eq10"][0] == "fail", got  # policy samples scored as uniform draws
