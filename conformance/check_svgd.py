@@ -259,10 +259,10 @@ def c1_direction_auto(ctx: Ctx) -> None:
 
 
 def _run(ctx: Ctx, x, grad_logq, alpha, steps, lr):
-    if str(ctx.conventions.get("out_of_box_gradient", "none")) != "none":
-        raise NotApplicable("the implementation declares out_of_box_gradient = "
-                            f"{ctx.conventions['out_of_box_gradient']}: its particles target a density on the "
-                            "action box, and this spec's target has support outside it")
+    for conv in ("out_of_box_gradient", "direction_log_det"):
+        if str(ctx.conventions.get(conv, "none")) != "none":
+            raise NotApplicable(f"the implementation declares {conv} = {ctx.conventions[conv]}: its particles "
+                                "target a density on the action box, and this spec's target has support outside it")
     hist = np.zeros_like(x)
     for it in range(steps):
         phi = rule_direction(ctx, x, x, grad_logq(x), alpha)
