@@ -9,6 +9,7 @@ and alpha reach the implementation through `ctx.units` (declared temperature_mod
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import torch
@@ -74,8 +75,6 @@ def box_adjusted_grad(ctx: Ctx, x, grad_q):
     conv = str(ctx.conventions.get("out_of_box_gradient", "none")).replace(" ", "")
     if conv == "none":
         return grad_q
-    import re
-
     m = re.fullmatch(r"constant\(([0-9.eE+]+)\)", conv)
     if not m:
         raise ValueError(f"conventions['out_of_box_gradient'] = {conv!r}: expected 'none' or 'constant(c)'")
@@ -89,8 +88,6 @@ def direction_target_grad(ctx: Ctx, x, grad_q, alpha):
     adds the tanh squash correction to log p itself), then the out_of_box_gradient convention."""
     conv = str(ctx.conventions.get("direction_log_det", "none")).replace(" ", "")
     if conv != "none":
-        import re
-
         m = re.fullmatch(r"tanh\(([0-9.eE+-]+)\)", conv)
         if not m:
             raise ValueError(f"conventions['direction_log_det'] = {conv!r}: expected 'none' or 'tanh(eps)'")
