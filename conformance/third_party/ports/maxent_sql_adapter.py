@@ -43,6 +43,7 @@ class MaxEntSQLAdapter:
 
     def __init__(self, modules=None, root=None):
         self.core, self.utils = modules or load(root)
+        self._probes = {}
 
     def _agent(self, obs_dim, act_dim, alpha=1.0, gamma=1.0, particles=16):
         D = self.utils.AttrDict
@@ -78,8 +79,9 @@ class MaxEntSQLAdapter:
         B, n, d = x.shape
         if y.shape[1] != n:
             raise NotSupported("the RBF kernel reshapes distances to (-1, m * m): fixed and updated counts are tied")
-        agent = self._agent(1, d, alpha=alpha, particles=n)
-        sets = ParticleSets(x.reshape(-1, d), y.reshape(-1, d), count_arg=None)
+        if (d, n) not in self._probes:  # building MaxEntrRL is slow; particle loops call this thousands of times
+            self._probes[(d, n)] = self._agent(1, d, particles=n)
+        agent, sets = self._probes[(d, n)], ParticleSets(x.reshape(-1, d), y.reshape(-1, d), count_arg=None)
         q = LinearQ(g.reshape(-1, d), keepdim=False)
         with swapped(agent.ac, q1=q, q2=q), swapped(agent.ac.pi, act=lambda *a, **k: (sets(), None)):
             return agent.compute_loss_pi({"obs": torch.zeros(B, 1)}, 0)["grad_loss_pi_sql"].reshape(updated.shape)
