@@ -4,10 +4,11 @@
 
 See conformance/README.md ("Validate your implementation").
 """
-from .adapter import CAPABILITY_METHODS, DEFAULT_CONVENTIONS, AdapterError, Arr, Checked, load_adapter
+from .adapter import (CAPABILITY_METHODS, DEFAULT_CONVENTIONS, AdapterError, Arr, Checked, NotSupported,
+                      load_adapter)
 from .registry import CHECKS, CheckFailure, Ctx, check
 
-__all__ = ["CAPABILITY_METHODS", "DEFAULT_CONVENTIONS", "AdapterError", "Arr", "Checked", "load_adapter",
+__all__ = ["CAPABILITY_METHODS", "DEFAULT_CONVENTIONS", "AdapterError", "Arr", "Checked", "NotSupported", "load_adapter",
            "CHECKS", "CheckFailure", "Ctx", "check", "run_suite"]
 
 

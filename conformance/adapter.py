@@ -7,9 +7,13 @@ An adapter is any Python object with
     conventions: dict[str, str]       # value_proposal, squash_correction, bandwidth_rule, temperature_mode
 
 and the methods of each capability it declares. Specs whose capability is not declared are
-"not applicable". Every call from a check goes through `Checked.call`, which turns an exception,
-a wrong shape or dtype, NaN/inf or an exceeded time limit into an `AdapterError` that names the
-method, the arguments' shapes and what was expected.
+"not applicable". Within a declared capability a method may be omitted, or raise
+`NotSupported("reason")`: the spec (or the split-off part of a spec) that needs it is then
+"not applicable" with that reason, never "error". Every call from a check goes through
+`Checked.call`, which turns an exception, a wrong shape or dtype, NaN/inf or an exceeded time limit
+into an `AdapterError` that names the method, the arguments' shapes and what was expected, and says
+whether the exception came from the implementation's own code (with its file:line) or from the
+adapter / the call itself (protocol misuse).
 """
 from __future__ import annotations
 
@@ -23,7 +27,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["CAPABILITY_METHODS", "DEFAULT_CONVENTIONS", "Arr", "AdapterError", "CheckTimeout", "Checked",
-           "load_adapter", "IMPL_ENV_VAR"]
+           "NotApplicable", "NotSupported", "load_adapter", "IMPL_ENV_VAR"]
 
 IMPL_ENV_VAR = "SOFTQ_CONFORMANCE_IMPL"
 
@@ -45,6 +49,8 @@ CAPABILITY_METHODS: dict[str, dict[str, str]] = {
         "rbf_kernel": "(x (...,n,d), y (...,m,d), h (...) or float) torch float64 -> (k (...,n,m), grad_x k (...,n,m,d))",
         "bandwidth": "(fixed (...,n,d), updated (...,m,d)) torch float64 -> h (...): the declared rule, per set",
         "svgd_direction": "(fixed (...,n,d), updated (...,m,d), grad_q (...,n,d), alpha, h (...)) -> (...,m,d): eq. 13",
+        "svgd_direction_auto": "(fixed (...,n,d), updated (...,m,d), grad_q (...,n,d), alpha) -> (...,m,d): eq. 13 with "
+                               "the implementation's own bandwidth (declared bandwidth_rule); alternative to the above",
     },
     "sampler": {
         "fit_sampler": "(energy: a (...,d) -> Q (...), action_dim, alpha, steps, seed) -> handle fitted to exp(Q/alpha)",
@@ -52,11 +58,16 @@ CAPABILITY_METHODS: dict[str, dict[str, str]] = {
     },
     "agent": {
         "make_agent": "(obs_dim, act_dim, alpha, gamma, seed) -> agent",
-        "q_values": "(agent, obs (B,o), act (B,d), target: bool) -> (B,) online or target Q (internal units)",
+        "q_values": "(agent, obs (B,o), act (B,d), target: bool) -> (B,) online or target Q (internal units); "
+                    "(B, K) for a K-critic ensemble (declared critic_reduction min / mean)",
         "td_target": "(agent, batch dict of float32 tensors obs, action, reward, next_obs, terminated) -> y (B,)",
         "q_update": "(agent, batch) -> None: one gradient step on eq. 11",
         "policy_update": "(agent, batch) -> None: one step of eq. 13-14",
-        "sync_target": "(agent) -> None: theta-bar <- theta",
+        "sync_target": "(agent) -> None: theta-bar <- theta (omit under target_update = hard(N) / polyak(tau))",
+        "update": "(agent, batch) -> None: one fused training step (eq. 11, eq. 13-14 and the target schedule), "
+                  "alternative to q_update + policy_update",
+        "parameters": "(agent, target: bool) -> 1-D float tensor: the online or target Q parameters, flattened "
+                      "(checks polyak(tau) / hard(N) schedules exactly)",
         "actions_from_noise": "(agent, obs (B,o), xi (B,n,d)) -> actions (B,n,d): a = f(xi; s)",
     },
     "trainer": {
@@ -70,6 +81,12 @@ DEFAULT_CONVENTIONS = {
     "squash_correction": "none",
     "bandwidth_rule": "sql_code",
     "temperature_mode": "alpha",
+    "particle_counts": "independent",  # "tied": the implementation needs as many updated as fixed particles
+    "target_update": "hard",  # hard: sync_target(); "hard(N)": copied every N updates; "polyak(tau)"
+    "critic_reduction": "single",  # "min" / "mean" over a critic ensemble (q_values returns (B, K))
+    "out_of_box_gradient": "none",  # "constant(c)": grad Q of out-of-box particle coordinates replaced by -c sign(a)
+    "direction_log_det": "none",  # "tanh(eps)": svgd_direction_auto adds grad sum log(1 - a^2 + eps) to grad Q itself
+    "precision": "float64",  # "float32_constants": float64 paths with float32 constants (exact tolerances 1e-6 rel)
 }
 
 
@@ -83,6 +100,20 @@ class AdapterError(Exception):
 
 class CheckTimeout(Exception):
     """The per-check time limit expired."""
+
+
+class NotSupported(Exception):
+    """Raise from an adapter method the implementation cannot provide, with the reason.
+
+    The spec needing that method becomes "not applicable" with the reason (not "error"):
+
+        def soft_value_estimate(self, q_values, log_proposal, alpha):
+            raise NotSupported("the port only has the uniform-box estimator (eq. 10 with q = U[-1,1]^d)")
+    """
+
+
+class NotApplicable(Exception):
+    """The check cannot apply to this implementation (an optional method or variant it does not provide)."""
 
 
 @dataclass(frozen=True)
@@ -125,18 +156,38 @@ class Checked:
         if self.deadline is not None and time.monotonic() > self.deadline:
             raise CheckTimeout(f"time limit exceeded before calling {self.name}.{method}")
         fn = getattr(self.adapter, method, None)
-        sig = ", ".join([_describe(a) for a in args] + [f"{k}={_describe(v)}" for k, v in kwargs.items()])
         if fn is None or not callable(fn):
-            raise AdapterError(method, f"{self.name} has no method {method}({sig}); its declared capabilities "
-                               f"require it: {_contract(method)}. Fix: implement it or drop the capability.")
+            raise NotApplicable(f"{self.name} does not implement {method} ({_contract(method)}), which this spec needs")
         try:
             return fn(*args, **kwargs)
-        except (CheckTimeout, AdapterError):
+        except (CheckTimeout, AdapterError, NotApplicable):
             raise
+        except NotSupported as exc:
+            raise NotApplicable(f"{self.name}.{method} is not supported: {exc}") from exc
         except Exception as exc:  # noqa: BLE001 - every adapter failure becomes an error verdict
-            tb = "".join(traceback.format_exception(exc)[-3:])
-            raise AdapterError(method, f"{self.name}.{method}({sig}) raised {type(exc).__name__}: {exc}; "
-                               f"expected {_contract(method)}", tb) from exc
+            raise self._explain(method, args, kwargs, exc) from exc
+
+    def has(self, method: str) -> bool:
+        """Whether the adapter defines `method` at all (it may still raise NotSupported when called)."""
+        return callable(getattr(self.adapter, method, None))
+
+    def _explain(self, method: str, args: tuple, kwargs: dict, exc: Exception) -> "AdapterError":
+        """Say where the exception came from: the call itself, the adapter's code, or the implementation's."""
+        sig = ", ".join([_describe(a) for a in args] + [f"{k}={_describe(v)}" for k, v in kwargs.items()])
+        tb = "".join(traceback.format_exception(exc)[-3:])
+        frames = traceback.extract_tb(exc.__traceback__)[1:]  # [0] is this wrapper
+        head = f"{self.name}.{method}({sig}) raised {type(exc).__name__}: {exc}"
+        if not frames and isinstance(exc, TypeError):
+            return AdapterError(method, f"protocol misuse: {head}; the method cannot be called with these "
+                                f"arguments. Expected {_contract(method)}. Fix: match the signature", tb)
+        own = [f for f in frames if not _is_library_frame(f.filename)]
+        where = own[-1] if own else (frames[-1] if frames else None)
+        if where is None or _is_adapter_side(where.filename, type(self.adapter)):
+            line = f" at {_frame(where)}" if where is not None else ""
+            return AdapterError(method, f"the adapter's own code failed{line}: {head}; expected {_contract(method)}. "
+                                "Fix the adapter (protocol misuse or an adapter bug)", tb)
+        return AdapterError(method, f"exception inside the implementation's own code at {_frame(where)}: {head} "
+                            f"(while computing {_contract(method)})", tb)
 
     def call(self, method: str, *args: Any, returns: Arr | tuple[Arr, ...], **kwargs: Any) -> Any:
         out = self.raw(method, *args, **kwargs)
@@ -173,6 +224,50 @@ class Checked:
             n = int(np.size(arr) - np.isfinite(arr).sum())
             raise bad(f"returned {n} non-finite value(s) (NaN/inf)", "use a max-subtracted logsumexp and guard divisions")
         return arr.astype(np.float64) if kind == "f" else arr
+
+
+def _library_dirs() -> tuple[str, ...]:
+    import sysconfig
+
+    dirs = [sysconfig.get_paths()["stdlib"]]
+    for mod in ("torch", "numpy", "scipy"):
+        m = __import__("sys").modules.get(mod)
+        if m is not None and getattr(m, "__file__", None):
+            dirs.append(os.path.dirname(m.__file__))
+    return tuple(os.path.realpath(d) + os.sep for d in dirs)
+
+
+def _is_library_frame(filename: str) -> bool:
+    """Frames inside torch / numpy / scipy / the standard library are not where a port's bug is."""
+    return filename.startswith("<") or os.path.realpath(filename).startswith(_library_dirs())
+
+
+_SUITE_DIR = os.path.realpath(os.path.dirname(__file__)) + os.sep
+_PORT_ADAPTERS = os.path.join(_SUITE_DIR, "third_party", "ports") + os.sep
+
+
+def _is_adapter_side(filename: str, adapter_cls: type) -> bool:
+    """The adapter's module or the suite's own helpers (the kit): a failure there is protocol misuse."""
+    real = os.path.realpath(filename)
+    own = _module_file(adapter_cls)
+    if own and real == os.path.realpath(own):
+        return True
+    # stand-in ports used in tests live under the suite too; only the kit and adapters count as "adapter side"
+    return real.startswith(os.path.join(_SUITE_DIR, "kit") + os.sep) or real.startswith(_PORT_ADAPTERS)
+
+
+def _module_file(cls: type) -> str | None:
+    import inspect
+
+    try:
+        return inspect.getfile(cls)
+    except (TypeError, OSError):
+        return None
+
+
+def _frame(fr: Any) -> str:
+    code = f" `{fr.line.strip()}`" if getattr(fr, "line", None) else ""
+    return f"{os.path.basename(fr.filename)}:{fr.lineno} in {fr.name}{code}"
 
 
 def _shape(shape: tuple[int | None, ...]) -> str:

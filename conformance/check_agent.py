@@ -8,7 +8,9 @@ import torch
 from scipy.integrate import trapezoid
 
 from .adapter import Arr
-from .check_svgd import own_bandwidth, own_direction
+from .agent_conventions import (flat_parameters, fused_policy, policy_step, q_members, q_reduced, q_step,
+                                target_schedule)
+from .check_svgd import box_adjusted_grad, own_bandwidth, own_direction
 from .hints import alignment_phrase, ratio_candidates
 from .registry import Ctx, check
 from .trained import first_passing_run, run_stream
@@ -17,7 +19,8 @@ from .tasks import BANDIT_DIP_CELLS, bandit_task, multigoal_task, optimum_cell_m
 
 def _scales(ctx: Ctx, alpha: float) -> tuple[float, float]:
     """(internal alpha, reward scale) under the declared temperature convention."""
-    return (1.0, 1.0 / alpha) if ctx.conventions["temperature_mode"] == "reward_scale" else (alpha, 1.0)
+    u = ctx.units(alpha)
+    return u.alpha, u.q_scale
 
 
 def _batch(rng, B, o, d, reward=None, terminated=0.0):
@@ -28,8 +31,8 @@ def _batch(rng, B, o, d, reward=None, terminated=0.0):
 
 
 def _q(ctx: Ctx, agent, obs, act, target):
-    B = obs.shape[0]
-    return ctx.impl.call("q_values", agent, obs, act, target, returns=Arr((B,), "one Q value per (s, a) row", dtype="float"))
+    """Q (reduced over a critic ensemble by the declared critic_reduction)."""
+    return q_reduced(ctx, agent, obs, act, target)
 
 
 def _y(ctx: Ctx, agent, batch):
@@ -42,24 +45,79 @@ def alg1_target_frozen(ctx: Ctx) -> None:
     alpha = 0.5
     a_int, scale = _scales(ctx, alpha)
     rng = ctx.rng()
+    sched = target_schedule(ctx)
     agent = ctx.impl.raw("make_agent", 2, 1, alpha, 0.9, ctx.sub_seed())
     probe = _batch(rng, 32, 2, 1)
-    t0, o0 = _q(ctx, agent, probe["obs"], probe["action"], True), _q(ctx, agent, probe["obs"], probe["action"], False)
+    ctx.measure("target_update", str(ctx.conventions.get("target_update", "hard")))
+    if sched.kind == "hard":
+        _hard_sync(ctx, agent, probe, rng)
+    elif sched.kind == "hard_every":
+        _hard_every(ctx, agent, probe, rng, sched.every)
+    else:
+        _polyak(ctx, agent, rng, sched.tau)
+    term = _batch(rng, 16, 2, 1, terminated=1.0)
+    y = _y(ctx, agent, term)
+    ctx.close("TD target of terminal transitions vs reward_scale * r", y, scale * term["reward"].numpy(),
+              1e-5 * (1 + np.abs(y).max()))
+
+
+def _hard_sync(ctx: Ctx, agent, probe, rng) -> None:
+    qm = lambda tgt: q_members(ctx, agent, probe["obs"], probe["action"], tgt)  # noqa: E731
+    t0, o0 = qm(True), qm(False)
     for _ in range(ctx.params["updates"]):
-        ctx.impl.raw("q_update", agent, _batch(rng, 64, 2, 1))
-    t1, o1 = _q(ctx, agent, probe["obs"], probe["action"], True), _q(ctx, agent, probe["obs"], probe["action"], False)
+        q_step(ctx, agent, _batch(rng, 64, 2, 1))
+    t1, o1 = qm(True), qm(False)
     ctx.measure("online Q change", float(np.abs(o1 - o0).max()))
     ctx.le("max |Q_target after q_update - before|", float(np.abs(t1 - t0).max()), 0.0,
            "target parameters theta-bar must stay frozen between syncs")
     if not np.abs(o1 - o0).max() > 0:
         ctx.fail("q_update did not change the online Q at all", 0.0, "> 0")
     ctx.impl.raw("sync_target", agent)
-    t2 = _q(ctx, agent, probe["obs"], probe["action"], True)
-    ctx.close("Q_target after sync_target vs online Q", t2, o1, 1e-6 * (1 + np.abs(o1).max()))
-    term = _batch(rng, 16, 2, 1, terminated=1.0)
-    y = _y(ctx, agent, term)
-    ctx.close("TD target of terminal transitions vs reward_scale * r", y, scale * term["reward"].numpy(),
-              1e-5 * (1 + np.abs(y).max()))
+    ctx.close("Q_target after sync_target vs online Q", qm(True), o1, 1e-6 * (1 + np.abs(o1).max()))
+
+
+def _hard_every(ctx: Ctx, agent, probe, rng, every: int) -> None:
+    """hard(N): between copies the target is bit-for-bit frozen; a copy makes it equal the online Q;
+    copies are exactly N training steps apart."""
+    qm = lambda tgt: q_members(ctx, agent, probe["obs"], probe["action"], tgt)  # noqa: E731
+    prev, copies, moved = qm(True), [], 0.0
+    o_prev = qm(False)
+    for step in range(1, 3 * every + 2):
+        q_step(ctx, agent, _batch(rng, 64, 2, 1))
+        t, o = qm(True), qm(False)
+        moved = max(moved, float(np.abs(o - o_prev).max()))
+        o_prev = o
+        if np.array_equal(t, prev):
+            continue
+        ctx.close(f"Q_target vs online Q right after the target changed (training step {step})", t, o,
+                  1e-6 * (1 + np.abs(o).max()), "under hard(N) the target changes only by a full copy")
+        copies.append(step)
+        prev = t
+    ctx.measure("target copies at training steps", copies)
+    if not moved > 0:
+        ctx.fail("training steps did not change the online Q at all", 0.0, "> 0")
+    gaps = np.diff(copies)
+    if len(copies) < 3 or np.any(gaps != every):
+        ctx.fail(f"target copies at training steps {copies} in {3 * every + 1} steps; the declared hard({every}) "
+                 f"copies every {every} steps", copies, f"every {every}")
+
+
+def _polyak(ctx: Ctx, agent, rng, tau: float) -> None:
+    """polyak(tau): after every training step theta-bar = tau theta + (1 - tau) theta-bar_before, exactly."""
+    why = f"checking the declared polyak({tau}) schedule exactly"
+    t_prev = flat_parameters(ctx, agent, True, why)
+    moved = 0.0
+    for step in range(1, ctx.params["updates"] + 1):
+        o_before = flat_parameters(ctx, agent, False, why)
+        q_step(ctx, agent, _batch(rng, 64, 2, 1))
+        o, t = flat_parameters(ctx, agent, False, why), flat_parameters(ctx, agent, True, why)
+        moved = max(moved, float(np.abs(o - o_before).max()))
+        want = tau * o + (1 - tau) * t_prev
+        ctx.close(f"theta-bar after training step {step} vs tau theta + (1 - tau) theta-bar_before (tau={tau})", t, want,
+                  1e-6 * (1 + np.abs(want).max()), "float32 parameters: 1e-6 relative")
+        t_prev = t
+    if not moved > 0:
+        ctx.fail("training steps did not change the online parameters at all", 0.0, "> 0")
 
 
 @check("ALG1.td_target_eq10")
@@ -70,7 +128,14 @@ def alg1_td_target(ctx: Ctx) -> None:
     rng = ctx.rng()
     agent = ctx.impl.raw("make_agent", 2, 1, alpha, gamma, ctx.sub_seed())
     for _ in range(20):  # move the online network away from the target
-        ctx.impl.raw("q_update", agent, _batch(rng, 64, 2, 1, reward=rng.normal(5.0, 2.0, 64)))
+        q_step(ctx, agent, _batch(rng, 64, 2, 1, reward=rng.normal(5.0, 2.0, 64)))
+    sched = target_schedule(ctx)
+    probe = _batch(np.random.default_rng(ctx.sub_seed(7)), 32, 2, 1)
+    for _ in range(sched.every):  # hard(N): do not stop right on a copy
+        if not np.array_equal(_q(ctx, agent, probe["obs"], probe["action"], True),
+                              _q(ctx, agent, probe["obs"], probe["action"], False)):
+            break
+        q_step(ctx, agent, _batch(rng, 64, 2, 1, reward=rng.normal(5.0, 2.0, 64)))
     S = p["states"]
     s_next = rng.normal(size=(S, 2)).astype(np.float32)
     grid = np.linspace(-1, 1, p["grid_points"])
@@ -131,7 +196,7 @@ def alg1_policy_update(ctx: Ctx) -> None:
     rng = ctx.rng()
     agent = ctx.impl.raw("make_agent", 2, 2, alpha, 0.9, ctx.sub_seed())
     for _ in range(10):
-        ctx.impl.raw("q_update", agent, _batch(rng, 64, 2, 2))
+        q_step(ctx, agent, _batch(rng, 64, 2, 2))
     B, n = p["states"], p["particles"]
     cos = []
     for _ in range(p["repetitions"]):
@@ -139,14 +204,17 @@ def alg1_policy_update(ctx: Ctx) -> None:
         xi = torch.as_tensor(rng.normal(size=(B, n, 2)).astype(np.float32))
         a0 = ctx.impl.call("actions_from_noise", agent, torch.as_tensor(obs), xi,
                            returns=Arr((B, n, 2), "actions a = f(xi; s)", dtype="float"))
+        batch = _batch(rng, B, 2, 2)
+        batch["obs"] = torch.as_tensor(obs)
+        if fused_policy(ctx):  # Q moves in the same call: eq. 13 there sees the updated critic
+            policy_step(ctx, agent, batch)
         g = _fd_grad_q(ctx, agent, obs, a0.astype(np.float32))
         if ctx.conventions["squash_correction"] == "tanh_log_det":
             g = g + a_int * (-2 * a0 / (1 - a0**2 + 1e-6))
         h = own_bandwidth(a0, a0, ctx.conventions["bandwidth_rule"])
-        want = own_direction(a0, a0, g, a_int, h)
-        batch = _batch(rng, B, 2, 2)
-        batch["obs"] = torch.as_tensor(obs)
-        ctx.impl.raw("policy_update", agent, batch)
+        want = own_direction(a0, a0, box_adjusted_grad(ctx, a0, g), a_int, h)
+        if not fused_policy(ctx):
+            policy_step(ctx, agent, batch)
         a1 = ctx.impl.call("actions_from_noise", agent, torch.as_tensor(obs), xi,
                            returns=Arr((B, n, 2), "actions a = f(xi; s)", dtype="float"))
         da = (a1 - a0).ravel()

@@ -53,7 +53,8 @@ def fitted_samples(ctx: Ctx, n: int, run: int = 0) -> np.ndarray:
         from .runner import spec_seed
 
         seed = spec_seed(ctx.master_seed, "D" if run == 0 else f"D#run{run}") % (2**31)
-        _FITS[key] = ctx.impl.raw("fit_sampler", energy_fn(alpha), 2, alpha, steps, seed)
+        units = ctx.units(alpha)
+        _FITS[key] = ctx.impl.raw("fit_sampler", units.energy(energy_fn(alpha)), 2, units.alpha, steps, seed)
     x = ctx.impl.call("sample", _FITS[key], n, returns=Arr((n, 2), "n iid actions in [-1, 1]^2", dtype="float"))
     if np.any(np.abs(x) > 1 + 1e-6):
         ctx.fail(f"sampler returned actions outside [-1, 1]^2 (max |a| = {np.abs(x).max():.4g})", float(np.abs(x).max()), 1.0)

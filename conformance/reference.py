@@ -71,6 +71,9 @@ class ReferenceAdapter:
         k, grad_k = self.rbf_kernel(fixed, updated, h)
         return svgd_direction(k, grad_k, grad_q, alpha)
 
+    def svgd_direction_auto(self, fixed, updated, grad_q, alpha):
+        return self.svgd_direction(fixed, updated, grad_q, alpha, self.bandwidth(fixed, updated))
+
     # -- sampler (amortized SVGD against a given energy) ----------------------------------------------------
     def fit_sampler(self, energy, action_dim, alpha, steps, seed):
         torch.manual_seed(seed)

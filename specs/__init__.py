@@ -21,7 +21,9 @@ SPEC_FILES = ("tabular.toml", "estimator.toml", "svgd.toml", "sampler.toml", "co
 LEVELS = ("operator", "estimator", "sampler", "agent", "benchmark")
 KINDS = ("exact", "statistical")
 CAPABILITIES = ("tabular", "soft_value_estimator", "svgd", "sampler", "agent", "trainer")
-CONVENTIONS = ("value_proposal", "squash_correction", "bandwidth_rule", "temperature_mode")
+CONVENTIONS = ("value_proposal", "squash_correction", "bandwidth_rule", "temperature_mode", "particle_counts",
+               "target_update", "critic_reduction", "precision",
+               "out_of_box_gradient", "direction_log_det")
 _REQUIRED = ("id", "title", "source", "level", "capability", "kind", "statement", "params")
 
 

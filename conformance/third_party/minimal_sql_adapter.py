@@ -47,6 +47,9 @@ class MinimalSQLAdapter:
         kappa, kappa_grad = self.m.rbf_kernel(fixed, updated, h)
         return self.m.svgd_direction(kappa, kappa_grad, grad_q, alpha)
 
+    def svgd_direction_auto(self, fixed, updated, grad_q, alpha):  # the port's own step: its bandwidth, then eq. 13
+        return self.svgd_direction(fixed, updated, grad_q, alpha, self.m.adaptive_bandwidth(fixed, updated))
+
     # -- sampler: the port's amortized SVGD step against a given energy ------------------------------------
     def fit_sampler(self, energy, action_dim, alpha, steps, seed):
         torch.manual_seed(seed)
