@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from .guards import guarded_call
+
 __all__ = ["CAPABILITY_METHODS", "DEFAULT_CONVENTIONS", "Arr", "AdapterError", "CheckTimeout", "Checked",
            "load_adapter", "IMPL_ENV_VAR"]
 
@@ -129,8 +131,8 @@ class Checked:
         if fn is None or not callable(fn):
             raise AdapterError(method, f"{self.name} has no method {method}({sig}); its declared capabilities "
                                f"require it: {_contract(method)}. Fix: implement it or drop the capability.")
-        try:
-            return fn(*args, **kwargs)
+        try:  # inputs read-only, global settings kept, SystemExit caught, the running method recorded
+            return guarded_call(self.name, method, fn, args, kwargs, AdapterError)
         except (CheckTimeout, AdapterError):
             raise
         except Exception as exc:  # noqa: BLE001 - every adapter failure becomes an error verdict
