@@ -156,6 +156,10 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:
         print(f"error: --out {args.out}: cannot create or write {out} ({e.strerror or e})", file=sys.stderr)
         return 2
+    from ..training import remove_orphaned_tmp
+
+    for p in remove_orphaned_tmp(out):  # an interrupted matrix.json / claims.json write; run folders: on resume
+        print(f"note: removed leftover temporary file {p}", file=sys.stderr)
     print(f"results: {out}/", flush=True)
     summary = None
     # the main matrix owns matrix.json / claims.json; other algorithms and role mappings get their own files
