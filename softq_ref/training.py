@@ -150,6 +150,17 @@ def read_metrics(path: str | os.PathLike) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+def _resume_rows(path: Path) -> list[dict[str, str]]:
+    rows = read_metrics(path)
+    for i, r in enumerate(rows, start=2):
+        try:
+            int(r["step"])
+        except (KeyError, TypeError, ValueError):
+            raise ConfigError(f"{path} is corrupt at line {i} (step {r.get('step')!r}); restore it or delete the run "
+                              "folder to start again") from None
+    return rows
+
+
 def _versions() -> dict[str, str]:
     out = {"python": sys.version.split()[0]}
     for pkg, dist in [("torch", "torch"), ("numpy", "numpy"), ("gymnasium", "gymnasium"),
@@ -279,7 +290,7 @@ def train(agent, env_id: str, total_steps: int, seed: int, out_dir: str | os.Pat
         s = ckpt["state"]
         # Rows past the checkpoint (written before a crash) and the partial-epoch row of an early stop
         # are recomputed, so the file matches an uninterrupted run.
-        rows = [r for r in read_metrics(metrics_path) if int(r["step"]) <= s["total_steps"]
+        rows = [r for r in _resume_rows(metrics_path) if int(r["step"]) <= s["total_steps"]
                 and int(r["step"]) % config.epoch_length == 0] if metrics_path.exists() else []
         obs, _ = env.reset(seed=episode_seed(seed, s["episodes"]))
         for a in s["episode_actions"]:  # replay the current episode: the env is deterministic given seed + actions
@@ -287,7 +298,11 @@ def train(agent, env_id: str, total_steps: int, seed: int, out_dir: str | os.Pat
         if not np.array_equal(obs, ckpt["obs"]):
             raise RuntimeError(f"replaying the current episode of {env_id} did not reproduce the checkpointed "
                                "observation: the environment is not deterministic given its reset seed and actions")
-        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+        try:
+            meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+        except ValueError:  # corrupt metadata: the checkpoint is what resumes the run; start a fresh record
+            print(f"note: {meta_path} is corrupt; it is rewritten (the run resumes from checkpoint.pt)", file=sys.stderr)
+            meta = {"algo": agent.algo, "env_id": env_id, "seed": seed, "versions": _versions()}
         meta.setdefault("resumed", []).append({"time": _now(), "command": sys.argv, "git_commit": _git_commit(),
                                                "from_step": s["total_steps"]})
     else:

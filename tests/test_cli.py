@@ -180,3 +180,27 @@ def test_line_progress_when_not_a_terminal(capsys):
     p.update(500)
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "step 500/1000 (50%)" in err and "steps/s" in err and "ETA" in err
+
+
+def test_corrupt_config_metadata_and_metrics_on_resume(tmp_path, capsys):
+    out = tmp_path / "run"
+    _tiny_run(out)
+    argv = base(out, "--resume", "--no-progress", "--eval-episodes", "2")
+    argv[argv.index("--steps") + 1] = "150"
+    good_cfg = (out / "config.json").read_text()
+    (out / "config.json").write_text(good_cfg[:30])  # truncated config.json: named, exit 2
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2 and "config.json is unreadable" in capsys.readouterr().err
+    (out / "config.json").write_text(good_cfg)
+    metrics = (out / "metrics.csv").read_text()
+    (out / "metrics.csv").write_text(metrics + "garbage-row\n")  # a corrupt metrics row: named, exit 2
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2 and "metrics.csv is corrupt at line" in capsys.readouterr().err
+    (out / "metrics.csv").write_text(metrics)
+    (out / "metadata.json").write_text("{")  # corrupt metadata: rewritten, the run resumes from the checkpoint
+    assert main(argv) == 0
+    assert "metadata.json is corrupt" in capsys.readouterr().err
+    assert json.loads((out / "metadata.json").read_text())["status"] == "completed"
