@@ -258,3 +258,12 @@ def test_only_run_never_replaces_the_full_report_and_default_out_is_ignored(tmp_
 def test_table_is_printed_once(capsys):
     assert main(["--only", "A1.sandwich", "--no-report"]) == 0
     assert capsys.readouterr().out.count("A1.sandwich ") == 1
+
+
+def test_a_folder_named_like_a_package_in_the_cwd_does_not_shadow_it(tmp_path):
+    (tmp_path / "softq_ref").mkdir()  # e.g. running from reports/conformance/, which holds a softq_ref/ report folder
+    (tmp_path / "softq_ref" / "report.json").write_text("{}")
+    r = subprocess.run([sys.executable, "-m", "softq_conformance", "--only", "A1.sandwich", "--no-report", "-q"],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "pass: 1" in r.stdout
