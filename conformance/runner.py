@@ -1,9 +1,12 @@
 """Run the conformance suite: python -m softq_conformance [--impl pkg.mod:factory] [--seed N] ...
 
 Verdict per spec: pass | fail | error | not_applicable | xfail. Exit code 0 only when nothing
-failed or errored. One bad method never stops the run: every check runs in its own try block
-under a per-check time limit (SIGALRM in the main thread, plus a deadline test before every
-adapter call).
+failed or errored (2: the implementation or the options could not be loaded; 130: interrupted).
+One bad method never stops the run: every spec runs in its own forked child process
+(isolation.py: crashes and native hangs become an error naming the method), every check in its
+own try block under a per-check time limit (SIGALRM in the main thread, plus a deadline test
+before every adapter call), and every adapter call under the guards of guards.py (read-only
+inputs, process-wide settings kept).
 """
 from __future__ import annotations
 
@@ -209,7 +212,7 @@ def run_suite(adapter: Any, options: RunOptions | None = None) -> Report:
     from .hyp import profile_settings
 
     opts = options or RunOptions()
-    validate_adapter(adapter, opts.impl_ref)
+    validate_adapter(adapter, f"the adapter {type(adapter).__name__}")  # the CLI already validated at load
     if opts.torch_threads is not None:
         try:
             import torch
