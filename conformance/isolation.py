@@ -52,6 +52,8 @@ def _picklable(v: Any) -> Any:
 
 def _child(conn: Any, last: Any, running: Any, target: Callable[[], Any]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle (it kills this child)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked by the parent around the fork
 
     def listener(qual: str, now_running: bool) -> None:
         last.value = qual.encode("utf-8", "replace")[: len(last) - 1]
@@ -85,10 +87,22 @@ def run_in_child(result: Any, target: Callable[[], Any], limit_s: float, grace_s
     proc = ctx.Process(target=_child, args=(send_end, last, running, target), daemon=True)
     t0 = time.perf_counter()
     gc.freeze()  # the child's collector then leaves the parent's objects (and their copy-on-write pages) alone
-    proc.start()
+    # Ctrl-C during the fork would raise inside os.fork's at-fork hooks, where Python swallows exceptions:
+    # hold SIGINT until the child exists, then let it arrive inside the try below (which kills the child).
+    masked = hasattr(signal, "pthread_sigmask")
+    if masked:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        proc.start()
+    except BaseException:
+        if masked:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        raise
     send_end.close()
     payload, hard_deadline = None, time.monotonic() + limit_s + grace_s
     try:
+        if masked:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
         while time.monotonic() < hard_deadline:
             if recv_end.poll(min(0.2, max(0.0, hard_deadline - time.monotonic()))):
                 try:

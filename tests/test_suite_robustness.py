@@ -30,8 +30,10 @@ SOFT_VALUE_SPEC, AFTER_SPEC = "A1.sandwich", "A3.policy_evaluation"
 
 @pytest.fixture
 def short_limits(monkeypatch):
-    """Every spec limited to 2 s so hangs end quickly."""
-    specs = {k: Spec(**{**s.__dict__, "params": {**s.params, "time_limit_s": 2}}) for k, s in load_specs().items()}
+    """The spec that calls the hostile method limited to 2 s so hangs end quickly (the others keep theirs: on a
+    loaded machine a correct spec may need more than 2 s)."""
+    specs = {k: Spec(**{**s.__dict__, "params": {**s.params, "time_limit_s": 2}}) if k == SOFT_VALUE_SPEC else s
+             for k, s in load_specs().items()}
     monkeypatch.setattr("softq_specs.load_specs", lambda: specs)
 
 
@@ -53,7 +55,7 @@ def test_process_killers_become_an_error_naming_the_method_and_the_run_continues
     assert bad.status == "error" and expect in bad.message, bad.message
     assert f"robust-{cls.__name__}.soft_value" in bad.message
     assert after.status == "pass", after.message
-    assert time.monotonic() - t0 < 30
+    assert time.monotonic() - t0 < 120  # the hang is cut at 2 s + 3 s grace, not at the spec's own 60 s
 
 
 def test_python_level_hang_names_the_method_that_did_not_return(short_limits):
@@ -82,7 +84,7 @@ def test_ctrl_c_writes_a_partial_report_marked_incomplete(tmp_path):
         if "PASS" in line:
             break
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    out, err = proc.communicate(timeout=180)
     assert proc.returncode == 130, (out, err)
     assert "Traceback" not in err
     rep = json.loads((tmp_path / "robust-SlowTabular" / "partial" / "report.json").read_text())
