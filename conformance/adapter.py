@@ -22,9 +22,12 @@ import os
 import time
 import traceback
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .guards import guarded_call
 
 __all__ = ["CAPABILITY_METHODS", "DEFAULT_CONVENTIONS", "Arr", "AdapterError", "CheckTimeout", "Checked",
            "NotApplicable", "NotSupported", "load_adapter", "IMPL_ENV_VAR"]
@@ -158,8 +161,8 @@ class Checked:
         fn = getattr(self.adapter, method, None)
         if fn is None or not callable(fn):
             raise NotApplicable(f"{self.name} does not implement {method} ({_contract(method)}), which this spec needs")
-        try:
-            return fn(*args, **kwargs)
+        try:  # inputs read-only, global settings kept, SystemExit caught, the running method recorded
+            return guarded_call(self.name, method, fn, args, kwargs, AdapterError)
         except (CheckTimeout, AdapterError, NotApplicable):
             raise
         except NotSupported as exc:
@@ -175,7 +178,8 @@ class Checked:
         """Say where the exception came from: the call itself, the adapter's code, or the implementation's."""
         sig = ", ".join([_describe(a) for a in args] + [f"{k}={_describe(v)}" for k, v in kwargs.items()])
         tb = "".join(traceback.format_exception(exc)[-3:])
-        frames = traceback.extract_tb(exc.__traceback__)[1:]  # [0] is this wrapper
+        frames = [f for f in traceback.extract_tb(exc.__traceback__)[1:]  # [0] is this wrapper
+                  if Path(f.filename).name != "guards.py"]  # nor is the guard around the call
         head = f"{self.name}.{method}({sig}) raised {type(exc).__name__}: {exc}"
         if not frames and isinstance(exc, TypeError):
             return AdapterError(method, f"protocol misuse: {head}; the method cannot be called with these "

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SpecResult", "Report", "environment_metadata", "write_reports", "print_table", "render_markdown"]
+__all__ = ["SpecResult", "Report", "environment_metadata", "write_reports", "report_folder", "print_table",
+           "print_row", "print_header", "render_markdown"]
 
 _SYMBOL = {"pass": "PASS", "fail": "FAIL", "error": "ERROR", "not_applicable": "n/a", "xfail": "XFAIL"}
 
@@ -74,6 +75,8 @@ class Report:
         self.results: list[SpecResult] = []
         self.warnings: list[str] = []
         self.wall_time_s = 0.0
+        self.incomplete = False  # Ctrl-C: only the specs that ran are in `results`
+        self.selection: list[str] | None = None  # --only/--level as given; None: every spec
 
     @property
     def counts(self) -> dict[str, int]:
@@ -85,6 +88,8 @@ class Report:
     @property
     def exit_code(self) -> int:
         c = self.counts
+        if self.incomplete:
+            return 130
         return 0 if c["fail"] == 0 and c["error"] == 0 else 1
 
     def by_id(self) -> dict[str, SpecResult]:
@@ -93,26 +98,46 @@ class Report:
     def to_dict(self) -> dict[str, Any]:
         return {"implementation": self.implementation, "version": self.version, "conventions": self.conventions,
                 "capabilities": self.capabilities, "environment": self.environment, "summary": self.counts,
-                "wall_time_s": round(self.wall_time_s, 2), "warnings": self.warnings,
+                "wall_time_s": round(self.wall_time_s, 2), "complete": not self.incomplete,
+                "selection": self.selection, "warnings": self.warnings,
                 "specs": [r.to_dict() for r in self.results]}
 
 
 def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name) or "implementation"
+    # never a path: no separators, no leading dot (so neither "." nor ".." can leave the report root)
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).lstrip(".") or "implementation"
+
+
+def report_folder(report: Report, root: Path) -> Path:
+    """OUT/<implementation>/ for a complete run of every spec; OUT/<implementation>/partial/ for an --only /
+    --level selection or an interrupted run, so that a partial run never replaces the full report."""
+    out = Path(root) / _safe(report.implementation)
+    return out / "partial" if (report.incomplete or report.selection) else out
 
 
 def write_reports(report: Report, root: Path) -> list[Path]:
-    out = Path(root) / _safe(report.implementation)
+    out = report_folder(report, root)
     out.mkdir(parents=True, exist_ok=True)
     js, md = out / "report.json", out / "report.md"
-    js.write_text(json.dumps(report.to_dict(), indent=2, default=str) + "\n", encoding="utf-8")
-    md.write_text(render_markdown(report), encoding="utf-8")
+    _atomic_write(js, json.dumps(report.to_dict(), indent=2, default=str) + "\n")
+    _atomic_write(md, render_markdown(report))
     return [js, md]
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def render_markdown(report: Report) -> str:
     c = report.counts
-    lines = [f"# Conformance report: {report.implementation} {report.version}", "",
+    lines = [f"# Conformance report: {report.implementation} {report.version}", ""]
+    if report.incomplete:
+        lines += ["**INCOMPLETE: the run was interrupted; only the specs below ran.**", ""]
+    if report.selection:
+        lines += [f"Selection: {', '.join(report.selection)} (not a full run).", ""]
+    lines += [
              "Summary: " + ", ".join(f"{k} {v}" for k, v in c.items()) + f" (wall time {report.wall_time_s:.1f} s).", "",
              "Conventions: " + ", ".join(f"`{k}` = `{v}`" for k, v in report.conventions.items()) + ".", "",
              "Capabilities: " + ", ".join(f"`{x}`" for x in report.capabilities) + ".", "",
@@ -136,16 +161,28 @@ def render_markdown(report: Report) -> str:
     return "\n".join(lines) + "\n"
 
 
-def print_table(report: Report, file: Any = None) -> None:
+def print_row(r: SpecResult, width: int = 28, file: Any = None) -> None:
+    msg = r.message.replace("\n", " ")
+    print(f"{r.spec.id:<{width}}  {r.spec.level:<9} {_SYMBOL[r.status]:<6} {r.duration_s:6.1f}s  {msg[:110]}",
+          file=file or sys.stdout, flush=True)
+
+
+def print_header(width: int = 28, file: Any = None) -> None:
+    print(f"\n{'spec':<{width}}  {'level':<9} {'status':<6} {'time':>7}  message", file=file or sys.stdout)
+    print("-" * (width + 60), file=file or sys.stdout, flush=True)
+
+
+def print_table(report: Report, file: Any = None, rows: bool = True) -> None:
+    """The table; `rows=False` prints only the summary (the rows were printed as the specs ran)."""
     file = file or sys.stdout
     w = max([len(r.spec.id) for r in report.results] + [4])
-    print(f"\n{'spec':<{w}}  {'level':<9} {'status':<6} {'time':>7}  message", file=file)
-    print("-" * (w + 60), file=file)
-    for r in report.results:
-        msg = r.message.replace("\n", " ")
-        print(f"{r.spec.id:<{w}}  {r.spec.level:<9} {_SYMBOL[r.status]:<6} {r.duration_s:6.1f}s  {msg[:110]}", file=file)
+    if rows:
+        print_header(w, file)
+        for r in report.results:
+            print_row(r, w, file)
     c = report.counts
     print("-" * (w + 60), file=file)
-    print("  ".join(f"{k}: {v}" for k, v in c.items()), file=file)
+    print("  ".join(f"{k}: {v}" for k, v in c.items()) + ("  (INCOMPLETE: interrupted)" if report.incomplete else ""),
+          file=file)
     for wmsg in report.warnings + [f"{r.spec.id}: {x}" for r in report.results for x in r.warnings]:
         print(f"warning: {wmsg}", file=file)

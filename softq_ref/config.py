@@ -45,7 +45,8 @@ class SQLConfig:
     hidden_sizes: tuple[int, ...] = (200, 200)
     target_update_interval: int = 1000  # hard copy (tau = 1) every this many env steps
     epoch_length: int = 10_000
-    epochs: int = 500  # D.1: 500 epochs, multi-goal 100, fine-tuning 200 (the paper tier's budget)
+    epochs: int = 500  # D.1: 500 epochs, multi-goal 100, fine-tuning 200; the CLI's run length when --steps is
+    # not given is epochs * epoch_length (the benchmark tiers state their steps explicitly)
     max_episode_steps: int | None = None  # None: the environment's own time limit
     # -- soft value, eq. 10 --------------------------------------------------------------------
     value_samples: int = 50  # K_V in D.1
@@ -110,6 +111,10 @@ class SQLConfig:
             if not cond:
                 raise ConfigError(f"config field '{name}' = {getattr(self, name)!r} is invalid: expected {expected}")
 
+        for f in dataclasses.fields(self):  # NaN/inf in any number field: named here, before anything runs
+            v = getattr(self, f.name)
+            if isinstance(v, float) and not math.isfinite(v):
+                need(False, f.name, "a finite number (not NaN or inf)")
         need(isinstance(self.alpha, (int, float)) and math.isfinite(self.alpha) and self.alpha > 0,
              "alpha", "a finite temperature > 0")
         need(self.temperature_mode in TEMPERATURE_MODES, "temperature_mode", f"one of {TEMPERATURE_MODES}")

@@ -150,6 +150,17 @@ def read_metrics(path: str | os.PathLike) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+def _resume_rows(path: Path) -> list[dict[str, str]]:
+    rows = read_metrics(path)
+    for i, r in enumerate(rows, start=2):
+        try:
+            int(r["step"])
+        except (KeyError, TypeError, ValueError):
+            raise ConfigError(f"{path} is corrupt at line {i} (step {r.get('step')!r}); restore it or delete the run "
+                              "folder to start again") from None
+    return rows
+
+
 def _versions() -> dict[str, str]:
     out = {"python": sys.version.split()[0]}
     for pkg, dist in [("torch", "torch"), ("numpy", "numpy"), ("gymnasium", "gymnasium"),
@@ -189,6 +200,49 @@ def _mean(xs: list[float]) -> float:
     return float(np.mean(xs)) if xs else math.nan
 
 
+def load_checkpoint(path: Path) -> dict:
+    """A run's checkpoint.pt; a truncated or corrupt file is a ConfigError naming it (not a pickle traceback)."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)  # our own file, holds numpy state
+    except Exception as e:  # noqa: BLE001 - EOFError, RuntimeError (zip), UnpicklingError...: all mean unreadable
+        raise ConfigError(f"{path} is unreadable ({type(e).__name__}: {e}); it is truncated or corrupt. Delete the "
+                          "run folder to start again (atomic writes mean an interrupted save leaves the previous "
+                          "checkpoint, so this file was damaged after it was written)") from None
+    if not isinstance(ckpt, dict) or not {"config", "state", "agent"} <= set(ckpt):
+        raise ConfigError(f"{path} is not a checkpoint of softq_ref.training (missing config/state/agent)")
+    return ckpt
+
+
+def remove_orphaned_tmp(folder: Path) -> list[Path]:
+    """Delete `.NAME.tmpPID` files that an interrupted `_atomic_write` left behind (never the real files)."""
+    removed = []
+    for p in Path(folder).glob(".*.tmp*"):
+        if p.is_file():
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
+
+
+class _LineProgress:
+    """When stderr is not a terminal (CI logs): one line every `every_s` seconds with step, rate and ETA."""
+
+    def __init__(self, label: str, start: int, total: int, enabled: bool, every_s: float = 30.0):
+        self.label, self.start, self.total, self.enabled, self.every_s = label, start, total, enabled, every_s
+        self.t0 = self.last = time.monotonic()
+
+    def update(self, step: int) -> None:
+        if not self.enabled or step % 100:  # time is read every 100 steps only
+            return
+        now = time.monotonic()
+        if now - self.last < self.every_s:
+            return
+        self.last = now
+        rate = (step - self.start) / max(now - self.t0, 1e-9)
+        eta = (self.total - step) / rate if rate > 0 else math.inf
+        print(f"{self.label}: step {step}/{self.total} ({100 * step / self.total:.0f}%), {rate:.0f} steps/s, "
+              f"ETA {eta:.0f} s", file=sys.stderr, flush=True)
+
+
 # -- the loop ----------------------------------------------------------------------------------------
 def train(agent, env_id: str, total_steps: int, seed: int, out_dir: str | os.PathLike, resume: bool = False,
           progress: bool = True, evaluate: Callable[[Any], dict] | None = None) -> dict:
@@ -216,7 +270,11 @@ def train(agent, env_id: str, total_steps: int, seed: int, out_dir: str | os.Pat
     if resume:
         if not ckpt_path.exists():
             raise FileNotFoundError(f"resume=True but {ckpt_path} does not exist; start the run without resume")
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)  # our own file, holds numpy state
+        removed = remove_orphaned_tmp(out)
+        if removed:
+            print(f"note: removed {len(removed)} leftover temporary file(s) of an interrupted write in {out}: "
+                  f"{', '.join(p.name for p in removed)}", file=sys.stderr)
+        ckpt = load_checkpoint(ckpt_path)
         mismatch = {k: (ckpt[k], v) for k, v in [("algo", agent.algo), ("env_id", env_id), ("seed", seed)] if ckpt[k] != v}
         diff = {k: (v, config.to_dict()[k]) for k, v in ckpt["config"].items() if config.to_dict().get(k) != v}
         if mismatch or diff:
@@ -232,7 +290,7 @@ def train(agent, env_id: str, total_steps: int, seed: int, out_dir: str | os.Pat
         s = ckpt["state"]
         # Rows past the checkpoint (written before a crash) and the partial-epoch row of an early stop
         # are recomputed, so the file matches an uninterrupted run.
-        rows = [r for r in read_metrics(metrics_path) if int(r["step"]) <= s["total_steps"]
+        rows = [r for r in _resume_rows(metrics_path) if int(r["step"]) <= s["total_steps"]
                 and int(r["step"]) % config.epoch_length == 0] if metrics_path.exists() else []
         obs, _ = env.reset(seed=episode_seed(seed, s["episodes"]))
         for a in s["episode_actions"]:  # replay the current episode: the env is deterministic given seed + actions
@@ -240,7 +298,11 @@ def train(agent, env_id: str, total_steps: int, seed: int, out_dir: str | os.Pat
         if not np.array_equal(obs, ckpt["obs"]):
             raise RuntimeError(f"replaying the current episode of {env_id} did not reproduce the checkpointed "
                                "observation: the environment is not deterministic given its reset seed and actions")
-        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+        try:
+            meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+        except ValueError:  # corrupt metadata: the checkpoint is what resumes the run; start a fresh record
+            print(f"note: {meta_path} is corrupt; it is rewritten (the run resumes from checkpoint.pt)", file=sys.stderr)
+            meta = {"algo": agent.algo, "env_id": env_id, "seed": seed, "versions": _versions()}
         meta.setdefault("resumed", []).append({"time": _now(), "command": sys.argv, "git_commit": _git_commit(),
                                                "from_step": s["total_steps"]})
     else:
@@ -280,6 +342,8 @@ def train(agent, env_id: str, total_steps: int, seed: int, out_dir: str | os.Pat
     t0 = time.perf_counter()
     bar = tqdm(total=total_steps, initial=s["total_steps"], disable=not progress or not sys.stderr.isatty(),
                desc=f"{agent.algo} {env_id}", unit="step")
+    lines = _LineProgress(f"{agent.algo} {env_id}", s["total_steps"], total_steps,
+                          progress and not sys.stderr.isatty())
     try:
         while s["total_steps"] < total_steps:
             if s["total_steps"] % config.epoch_length == 0:
@@ -306,6 +370,7 @@ def train(agent, env_id: str, total_steps: int, seed: int, out_dir: str | os.Pat
                 obs, _ = env.reset(seed=episode_seed(seed, s["episodes"]))
                 agent.reset_episode()
             bar.update(1)
+            lines.update(s["total_steps"])
             if s["total_steps"] % config.epoch_length == 0 or s["total_steps"] == total_steps:
                 end_epoch()
     except BaseException:

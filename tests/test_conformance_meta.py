@@ -143,4 +143,4 @@ def test_cli_runs_and_sets_exit_code(tmp_path):
     assert main(["--only", "B4.exact_cases", "--out", str(tmp_path), "-q"]) == 0
     assert main(["--impl", "softq_conformance.mutants:MissingLogM", "--only", "B4.exact_cases", "--out",
                  str(tmp_path), "-q"]) == 1
-    assert (tmp_path / "mutant-MissingLogM" / "report.json").exists()
+    assert (tmp_path / "mutant-MissingLogM" / "partial" / "report.json").exists()  # an --only run: partial/

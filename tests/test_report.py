@@ -278,10 +278,9 @@ def test_archive_regenerates_from_the_copy(results_dir, tmp_path):
 
 def test_report_usage_errors(tmp_path):
     assert report.main(["--results", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
-    (tmp_path / "empty").mkdir()
-    assert report.main(["--results", str(tmp_path / "empty"), "--out", str(tmp_path / "o"), "--no-figures"]) == 0
-    rep = json.loads((tmp_path / "o" / "report.json").read_text())
-    assert all(c["verdict"] == "not_run" for c in rep["claims"])
+    (tmp_path / "empty").mkdir()  # a report from no valid results is an error, not "tier None, 0 runs"
+    assert report.main(["--results", str(tmp_path / "empty"), "--out", str(tmp_path / "o"), "--no-figures"]) == 1
+    assert not (tmp_path / "o" / "report.json").exists()
 
 
 def test_third_party_variants_are_loaded_but_do_not_enter_the_sql_ddpg_verdicts(tmp_path):

@@ -109,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"comma-separated tasks or groups (default: the tier's list). Tasks: {', '.join(TASKS)}; "
                          f"groups: {', '.join(GROUPS)}. Fine-tuning tasks add their pretraining task.")
     ap.add_argument("--seeds", type=_seeds, default=[0], help="N (seeds 0..N-1), a list 3,4,5 or a range 10-14")
-    ap.add_argument("--out", default="benchmark-runs", help="output root (results under OUT/<tier>/)")
+    ap.add_argument("--out", default="runs", help="output root, results under OUT/<tier>/ (default runs/: git-ignored, "
+                                                  "and where `nox -s report` looks for the newest results)")
     ap.add_argument("--executor", choices=EXECUTORS, default="process")
     ap.add_argument("--workers", type=int, default=None, help="parallel runs (default: CPU cores)")
     ap.add_argument("--ray-address", default=None, help="Ray cluster address (default: RAY_ADDRESS or a local instance)")
@@ -147,7 +148,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{len(runs)} runs (tier {args.tier}; default tasks {DEFAULT_TASKS[args.tier]})")
         return 0
     out = Path(args.out) / args.tier
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-probe-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        print(f"error: --out {args.out}: cannot create or write {out} ({e.strerror or e})", file=sys.stderr)
+        return 2
+    from ..training import remove_orphaned_tmp
+
+    for p in remove_orphaned_tmp(out):  # an interrupted matrix.json / claims.json write; run folders: on resume
+        print(f"note: removed leftover temporary file {p}", file=sys.stderr)
+    print(f"results: {out}/", flush=True)
     summary = None
     # the main matrix owns matrix.json / claims.json; other algorithms and role mappings get their own files
     matrix_name = "matrix.json" if args.algos is None else f"matrix-{'+'.join(v for v, _ in args.algos)}.json"
@@ -171,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         print("no claims decided: pass --roles sql=VARIANT,ddpg=VARIANT to compare these variants", file=sys.stderr)
     else:
         _decide_claims(args, claim_runs, roles, out / claims_stem)
+    print(f"results in {out}/ (report: nox -s report -- --results {args.out})")
     if summary is None:
         return 0
     bad = [k for k, o in summary["outcomes"].items() if o["status"] in ("failed", "blocked")]

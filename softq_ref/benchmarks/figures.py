@@ -144,7 +144,10 @@ def _q_panel(ax, agent, state: tuple[float, float], n_samples: int = 50) -> None
     obs = torch.as_tensor([state], dtype=torch.float32)
     with torch.no_grad():
         q = agent.q(obs, acts).reshape(A1.shape).numpy()
-    ax.contour(A1, A2, q, levels=20, cmap="coolwarm", linewidths=0.8)
+    cs = ax.contour(A1, A2, q, levels=20, cmap="coolwarm", linewidths=0.8)
+    cbar = ax.figure.colorbar(cs, ax=ax, fraction=0.046, pad=0.03)
+    cbar.set_label("Q(s, a)", fontsize=7)
+    cbar.ax.tick_params(labelsize=6)
     if agent.algo == "sql":
         with torch.no_grad():
             a = agent.sampler(obs, n_samples, generator=agent.generator)[0].numpy()
@@ -157,6 +160,8 @@ def _q_panel(ax, agent, state: tuple[float, float], n_samples: int = 50) -> None
     ax.set_ylim(-1, 1)
     ax.set_aspect("equal")
     ax.set_title(f"Q at s = ({state[0]:g}, {state[1]:g})")
+    ax.set_xlabel("a_x", fontsize=8)
+    ax.set_ylabel("a_y", fontsize=8)
     ax.set_xticks([-1, 0, 1])
     ax.set_yticks([-1, 0, 1])
     ax.tick_params(labelsize=7)
@@ -183,14 +188,14 @@ def fig1_multigoal(results: list[dict], out: Path, n_traj: int = 30) -> list[dic
         ax.set_ylabel("y")
         for j, s in enumerate(Q_STATES):
             _q_panel(axes[i, j + 1], agent, s)
-            axes[i, j + 1].set_xlabel("a_x")
         axes[i, 1].legend(loc="lower left", fontsize=7)
     fig.tight_layout()
     save_png(fig, out / "fig1_multigoal.png")
     return [{"file": "fig1_multigoal.png", "paper": "Fig. 1",
              "caption": "Multi-goal task. Left: trajectories of the final policy from the origin (blue) over the "
-                        "reward level curves, goals in red. Right: Q(s, .) level curves (red high, blue low) over "
-                        "the 2-D action at three states, with actions sampled from the policy (stars; DDPG: its "
+                        "reward level curves, goals in red. Right: Q(s, .) level curves over the 2-D action (a_x, a_y) "
+                        "at three states, coloured by value (red high, blue low; colour bar beside each panel, "
+                        "in the run's own Q units), with actions sampled from the policy (blue stars; DDPG: its "
                         f"single deterministic action). Seed {rows[0][1]['seed']}; sampling seeds fixed."}]
 
 
@@ -226,13 +231,15 @@ def fig1_multigoal_seeds(results: list[dict], out: Path, n_traj: int = 20) -> li
         for p in _multigoal_rollouts(agent, n_traj, config.max_episode_steps or 20):
             ax.plot(p[:, 0], p[:, 1], "-", color=_COL[v], lw=0.8, alpha=0.8)
         ax.set_title(f"{_LABEL[v]} seed {run['seed']}: {run['metrics'].get('goals_reached')}/4 goals", fontsize=8)
-        ax.set_xticks([])
-        ax.set_yticks([])
+        ax.set_xlabel("x", fontsize=7)
+        ax.set_ylabel("y", fontsize=7)
+        ax.tick_params(labelsize=6)
     fig.tight_layout(h_pad=1.5)
     save_png(fig, out / "fig1_multigoal_seeds.png")
     return [{"file": "fig1_multigoal_seeds.png", "paper": "Fig. 1 (left), every seed",
-             "caption": f"Multi-goal task: {n_traj} roll-outs of the final policy of every seed (rows: algorithm). "
-                        "The goal count in each title is the run's own metric (its 50 evaluation roll-outs)."}]
+             "caption": f"Multi-goal task: {n_traj} roll-outs of the final policy of every seed (rows: algorithm; "
+                        "SQL blue, DDPG red; goals red dots). The goal count in each title is the run's own metric "
+                        "(its evaluation roll-outs, not the ones drawn)."}]
 
 
 # -- Fig. 6 / 3a ------------------------------------------------------------------------------------------
@@ -256,22 +263,25 @@ def fig6_swimmer(results: list[dict], out: Path) -> list[dict]:
                 ax.fill_between(x, lo, hi, color="tab:blue", alpha=0.35, lw=0)
                 ax.plot(x, hi, color="tab:blue", lw=1)
                 ax.plot(x, lo, color="tab:blue", lw=1)
-                ax.axhline(float(r["metrics"]["finish_line"]), color="red", lw=1)
+                ax.axhline(float(r["metrics"]["finish_line"]), color="red", lw=1, label="finish line")
                 ax.axhline(0.0, color="0.7", lw=0.5)
                 ax.text(0.01, 0.85, f"seed {r['seed']}" + (" crossed" if r["metrics"]["success"] else ""),
                         transform=ax.transAxes, fontsize=7)
                 if i == 0:
                     ax.set_title(_LABEL[v])
+                    if j == 0:
+                        ax.legend(loc="lower right", fontsize=6)
                 if i == n - 1:
                     ax.set_xlabel("training step")
-            axes[n // 2, 0].set_ylabel("COM x (m)")
+            axes[n // 2, 0].set_ylabel("centre-of-mass x (m)")
         fig.tight_layout()
         name = f"fig6_{task}.png"
         save_png(fig, out / name)
         figs.append({"file": name, "paper": "Fig. 6 (and 3a)",
                      "caption": "Swimmer: forward (positive) and backward (negative) centre-of-mass distance per "
                                 "run, one row per seed. The band is bounded by the maximum and minimum x reached "
-                                "since the start of training (training roll-outs); red line: the finish line."})
+                                "since the start of training (training roll-outs); red line: the finish line (legend in the "
+                                "first panel); grey line: x = 0."})
     return figs
 
 
@@ -375,6 +385,8 @@ def fig7_pretrain(results: list[dict], out: Path, n_traj: int = 10) -> list[dict
                 lim = max(lim, float(np.max(np.abs(p))))
             ax.plot([0], [0], "k.", ms=4)
             ax.set_title(f"{_LABEL[v]} seed {run['seed']}", fontsize=8)
+            ax.set_xlabel("x (m)", fontsize=7)
+            ax.set_ylabel("y (m)", fontsize=7)
             ax.tick_params(labelsize=6)
         for ax, _, _ in cells:
             ax.set_xlim(-lim * 1.05, lim * 1.05)
@@ -385,8 +397,8 @@ def fig7_pretrain(results: list[dict], out: Path, n_traj: int = 10) -> list[dict
         save_png(fig, out / name)
         figs.append({"file": name, "paper": "Fig. 7",
                      "caption": f"Pretraining ({task}): centre-of-mass traces of {n_traj} roll-outs of each "
-                                "pretrained policy (columns: seeds; rows: algorithm; SQL samples from its policy, "
-                                "DDPG acts deterministically). The paper shows one alpha per column; here alpha is "
+                                "pretrained policy from the start (black dot) (columns: seeds; rows: algorithm, SQL blue, "
+                                "DDPG red; SQL samples from its policy, DDPG acts deterministically; no exploration noise). The paper shows one alpha per column; here alpha is "
                                 "the tier's single value."})
     return figs
 

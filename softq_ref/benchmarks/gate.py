@@ -35,6 +35,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -121,6 +122,9 @@ def compare(baseline: dict, current: dict, alpha: float = DEFAULT_ALPHA, test_su
         metric, higher = PRIMARY_METRIC[proto]
         b = [x for x in bg["metrics"].get(metric, []) if x is not None]
         c = [x for x in cg["metrics"].get(metric, []) if x is not None]
+        if b and not c:  # every current run of the group is NaN/inf/absent: broken, never silently dropped
+            missing.append(key)
+            continue
         if b and c:
             bb, cc = (b, c) if higher else ([-x for x in b], [-x for x in c])
             tests.append({"group": key, "metric": metric, "direction": "higher is better" if higher else "lower is better",
@@ -174,7 +178,8 @@ def print_comparison(cmp: dict, file=None) -> None:
             print(f"{x['group']:<{w}}  {'success fraction':<24} {x['baseline']:>9.4g} {x['current']:>9.4g} {'-':>8}  "
                   "lower (not tested; --test-success adds Fisher tests)", file=file)
     for k in cmp["missing"]:
-        print(f"{k:<{w}}  MISSING: no valid current results for this baseline group", file=file)
+        print(f"{k:<{w}}  MISSING: no valid current results for this baseline group (absent, or every run "
+              "rejected or non-finite: see 'left out' above)", file=file)
     if cmp["regressions"]:
         print("\nregressed:", file=file)
         for t in cmp["regressions"]:
@@ -188,7 +193,7 @@ def _run_conformance(impl: str | None, out: Path, extra: list[str]) -> tuple[int
         cmd += ["--impl", impl]
     print("$ " + " ".join(cmd), flush=True)
     rc = subprocess.run(cmd).returncode
-    reports = sorted(out.glob("*/report.json"))
+    reports = sorted(out.glob("*/report.json")) or sorted(out.glob("*/partial/report.json"))  # partial: --only
     if not reports:
         return rc, None, "the conformance run wrote no report.json"
     rep, err = load_conformance(reports[0])
@@ -238,6 +243,13 @@ def main(argv: list[str] | None = None) -> int:
     if err is not None:
         print(f"error: baseline: {err}", file=sys.stderr)
         return 2
+    if args.results is not None and not Path(args.results).is_dir():
+        print(f"error: --results {args.results} does not exist (or is not a folder)", file=sys.stderr)
+        return 2
+    if args.conformance_report is not None and not Path(args.conformance_report).is_file():
+        print(f"error: --conformance-report {args.conformance_report} does not exist", file=sys.stderr)
+        return 2
+    temporary: list[Path] = []  # removed at the end when the gate passes; kept (and named) when it fails
 
     # 1. conformance
     if args.conformance_report:
@@ -247,6 +259,8 @@ def main(argv: list[str] | None = None) -> int:
         rep, cerr, crc = None, None, None
     else:
         tmp = Path(args.conformance_out or tempfile.mkdtemp(prefix="softq-gate-conf-"))
+        if not args.conformance_out:
+            temporary.append(tmp)
         crc, rep, cerr = _run_conformance(args.impl, tmp, args.conformance_args.split())
     if cerr is not None:
         failed.append(f"conformance report unusable: {cerr}")
@@ -265,13 +279,16 @@ def main(argv: list[str] | None = None) -> int:
     results = args.results
     if results is None:
         results = args.out or tempfile.mkdtemp(prefix="softq-gate-bench-")
+        if not args.out:
+            temporary.append(Path(results))
         cmd = [sys.executable, "-m", "softq_ref.benchmarks", "--tier", baseline["tier"], "--tasks", ",".join(baseline["tasks"]),
                "--seeds", ",".join(map(str, baseline["seeds"])) + ("," if len(baseline["seeds"]) == 1 else ""),
-               "--out", results, "--no-progress"]
+               "--out", str(results), "--no-progress"]
         if args.workers:
             cmd += ["--workers", str(args.workers)]
         print("$ " + " ".join(cmd), flush=True)
-        brc = subprocess.run(cmd, stdout=subprocess.DEVNULL).returncode
+        n_runs = sum(len(g["seeds"]) for g in baseline["groups"].values())
+        brc = _run_with_progress(cmd, Path(results), n_runs)
         if brc != 0:
             failed.append(f"benchmark run exited {brc} (failed or blocked runs)")
     current, rejected = baseline_from_results(results, baseline["tier"])
@@ -292,7 +309,30 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(findings, indent=2, default=str) + "\n")
     print(f"\ngate: {'FAIL' if failed else 'PASS'} in {wall:.1f} s" + ("".join(f"\n  - {f}" for f in failed)))
+    for d in temporary:
+        if failed:
+            print(f"kept for inspection: {d}")
+        else:
+            shutil.rmtree(d, ignore_errors=True)
     return 1 if failed else 0
+
+
+def _run_with_progress(cmd: list[str], results: Path, n_runs: int, every_s: float = 30.0) -> int:
+    """Run the benchmark, printing one line every `every_s` seconds: finished runs (result.json files), elapsed, ETA."""
+    t0 = time.monotonic()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    try:
+        while True:
+            try:
+                return proc.wait(timeout=every_s)
+            except subprocess.TimeoutExpired:
+                done = sum(1 for _ in results.rglob("result.json"))
+                el = time.monotonic() - t0
+                eta = f", ETA ~{el / done * (n_runs - done):.0f} s" if 0 < done < n_runs else ""
+                print(f"  smoke runs: {done}/{n_runs} finished, {el:.0f} s elapsed{eta}", flush=True)
+    except BaseException:
+        proc.kill()
+        raise
 
 
 if __name__ == "__main__":

@@ -496,6 +496,10 @@ def newest_results(root: str = "runs") -> str | None:
     return str(best[1].parents[4])
 
 
+# A full run of `python -m softq_conformance` (default --out runs/conformance, git-ignored), else the committed one.
+CONFORMANCE_DEFAULTS = (Path("runs/conformance/softq_ref/report.json"), Path("reports/conformance/softq_ref/report.json"))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m softq_ref.benchmarks.report", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -503,7 +507,8 @@ def main(argv: list[str] | None = None) -> int:
                                                     "default: the newest results under runs/")
     ap.add_argument("--conformance", action="append", default=None,
                     help="conformance report.json (repeatable); default: the results folder's conformance-*.json "
-                         "(an archive), else reports/conformance/softq_ref/report.json if it exists")
+                         "(an archive), else runs/conformance/softq_ref/report.json (a local full run), else "
+                         "reports/conformance/softq_ref/report.json, whichever exists first")
     ap.add_argument("--out", default=None, help="output folder (default reports/<run-id>)")
     ap.add_argument("--tier", default=None, help="restrict to this tier (default: the tier with most results)")
     ap.add_argument("--run-id", default=None, help="report id (default <tier>-<date of the matrix>)")
@@ -519,14 +524,22 @@ def main(argv: list[str] | None = None) -> int:
     if not Path(results).is_dir():
         print(f"error: --results {results} is not a folder", file=sys.stderr)
         return 2
+    loaded = load_results(results, args.tier)
+    if not loaded.results:
+        for x in loaded.rejected:
+            print(f"left out: {x.path}: {x.reason}", file=sys.stderr)
+        print(f"error: no valid result files under {results} ({len(loaded.rejected)} rejected, listed above); "
+              "nothing to report", file=sys.stderr)
+        return 1
     conf = args.conformance
-    if conf is None:  # an archive's own copies, else the reference's committed report
+    if conf is None:  # an archive's own copies, else the newest full local run, else the committed report
         conf = [p.as_posix() for p in sorted(Path(results).glob("conformance-*.json"))]
-        d = Path("reports/conformance/softq_ref/report.json")
-        conf = conf or ([str(d)] if d.exists() else [])
+        local = [d for d in CONFORMANCE_DEFAULTS if d.exists()]
+        if not conf and local:
+            conf = [str(local[0])]
     out = args.out
     if out is None:
-        out = str(Path("reports") / (args.run_id or default_run_id(load_results(results, args.tier))))
+        out = str(Path("reports") / (args.run_id or default_run_id(loaded)))
     import torch
 
     torch.set_num_threads(1)

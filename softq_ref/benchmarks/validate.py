@@ -6,7 +6,8 @@ folders); every `result.json` below it is read. A file is *valid* when it
 * parses as JSON (a truncated or corrupted file does not) and is an object;
 * carries `schema_version` equal to `runner.SCHEMA_VERSION` (result files are versioned);
 * has every required field with the right type (`REQUIRED`), `status == "completed"`, a known tier,
-  task, algo and protocol, the protocol's final metrics and curves of equal length;
+  task, algo and protocol, the protocol's final metrics (finite: NaN/inf is rejected, naming the
+  field) and curves of equal length (curves may hold NaN: an epoch without a finished episode);
 * lies where its content says it belongs (`<tier>/<task>/<variant>/seed<k>/result.json`), if it
   lies in such a layout at all.
 
@@ -119,6 +120,11 @@ def validate_result(obj: Any, rel: str | None = None) -> str | None:
     bad = [k for k in need if k != "success" and not _num_ok(obj["metrics"][k])]
     if bad:
         return f"metrics {bad} are not numbers"
+    # NaN/inf in a protocol metric (the statistic verdicts and the gate test) is a broken run, not a value
+    nonfinite = [f"metrics.{k} = {obj['metrics'][k]!r}" for k in need
+                 if k != "success" and isinstance(obj["metrics"][k], float) and not math.isfinite(obj["metrics"][k])]
+    if nonfinite:
+        return f"non-finite {', '.join(nonfinite)} (a NaN/inf result is invalid; rerun it)"
     steps = obj["curves"].get("step")
     if not isinstance(steps, list) or not steps:
         return "curves lack a non-empty 'step' list"
