@@ -13,6 +13,7 @@ import numpy as np
 
 from .adapter import Arr
 from .registry import Ctx, check
+from .trained import first_passing_run, run_stream
 from .tasks import Task
 
 # Action regions of the one-state task: terminate |a| >= 1/2, truncate [-1/2, 0), continue [0, 1/2).
@@ -72,10 +73,14 @@ def truncation_task(terminal_reward: float, gamma: float) -> Task:
 
 @check("ALG1.truncation_bootstrap")
 def alg1_truncation_bootstrap(ctx: Ctx) -> None:
+    first_passing_run(ctx, lambda run: _truncation_run(ctx, run))
+
+
+def _truncation_run(ctx: Ctx, run: int) -> None:
     p = ctx.params
     alpha, gamma, r_t = float(p["alpha"]), float(p["gamma"]), float(p["terminal_reward"])
     task = truncation_task(r_t, gamma)
-    policy = ctx.impl.raw("train", task, int(p["train_steps"]), alpha, ctx.sub_seed())
+    policy = ctx.impl.raw("train", task, int(p["train_steps"]), alpha, ctx.sub_seed(run_stream(run)))
     N = int(p["samples"])
     a = ctx.impl.call("sample_policy", policy, np.zeros((1, 1), np.float32), N,
                       returns=Arr((1, N, 1), "N actions for the one state", dtype="float"))[0, :, 0]
