@@ -14,7 +14,7 @@ from scipy.special import logsumexp
 
 from softq_ref import tabular
 from softq_ref.networks import SamplingNetwork
-from softq_ref.sampler import svgd_surrogate_loss, train_sampler
+from softq_ref.sampler import train_sampler
 from softq_ref.soft_value import soft_value_uniform_box
 from softq_ref.sql import SoftQLearning
 from softq_ref.svgd import pairwise_sq_dists, rbf_kernel, svgd_direction
@@ -215,25 +215,6 @@ class _PolicyAscent(SoftQLearning):
         for g in self.policy_optimizer.param_groups:
             g["lr"] = -abs(g["lr"])  # ascends the surrogate: particles move against eq. 13
         return super().policy_update(batch)
-
-
-class _PolicyNoRepulsion(SoftQLearning):
-    def policy_update(self, batch):
-        obs = batch["obs"]
-        actions = self.sampler(obs, self.config.svgd_particles, generator=self.generator)
-        # alpha = 0 in eq. 13 drops the repulsive alpha grad k term; the driving term k grad Q stays
-        loss, _ = svgd_surrogate_loss(obs, actions, self.q, 0.0, self.config.n_fixed, self.config.bandwidth_rule,
-                                      self.config.squash_correction)
-        self.policy_optimizer.zero_grad()
-        loss.backward()
-        self.policy_optimizer.step()
-        return {}
-
-
-class AgentNoRepulsion(Mutant):
-    bug = "the agent's sampler update (eq. 13) has no repulsive term: the policy collapses onto a mode"
-    catches = ("ALG1.bandit_optimum", "ALG1.multigoal_coverage")
-    agent_class = _PolicyNoRepulsion
 
 
 class TDUsesOnlineNetwork(Mutant):

@@ -338,5 +338,6 @@ class _NoRepulsionAgent(SoftQLearning):
 
 class AgentNoRepulsiveTerm(Mutant):
     bug = "the agent's eq. 13 direction without the repulsive alpha grad k term (SVGD collapses to gradient ascent)"
-    catches = ("ALG1.policy_update_alphas", "ALG1.policy_update_eq13")
+    # The trained specs see the consequence: a policy collapsed onto one mode (no dip, one goal).
+    catches = ("ALG1.policy_update_alphas", "ALG1.policy_update_eq13", "ALG1.bandit_optimum", "ALG1.multigoal_coverage")
     agent_class = _NoRepulsionAgent
