@@ -300,50 +300,68 @@ def render_summary(summary: dict[str, Any], meta: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def render_guarantees(root: Path) -> str:
-    """The guarantees table of the default profile from every verification summary under `root`.
-
-    Per spec: its budget, the fresh-seed verdict counts (the folder with the most seeds for that spec)
-    and, for trained specs, the per-run rate and the derived bound (per-run upper bound)^max_runs."""
-    from softq_specs import load_check_specs
-
-    specs = load_check_specs()
-    best: dict[str, tuple[str, dict]] = {}
+def _collect(root: Path, specs: dict) -> tuple[dict, dict]:
+    """Per spec, from the verification folders under root: the verdict row with the most seeds (folders
+    that ran whole verdicts), and the per-run counts (failed, runs, folder) with the most runs."""
+    verdicts: dict[str, tuple[str, dict]] = {}
+    per_run: dict[str, tuple[int, int, str]] = {}
     for f in sorted(root.glob("*/summary.json")):
         summ = json.loads(f.read_text(encoding="utf-8"))
         if summ.get("purpose") != "verification":
             continue
+        run_meta = f.with_name("run.json")
+        first_only = run_meta.exists() and json.loads(run_meta.read_text(encoding="utf-8")).get("first_run_only")
         for sid, row in summ["specs"].items():
-            if sid in specs and (sid not in best or row["seeds_run"] > best[sid][1]["seeds_run"]):
-                best[sid] = (f.parent.name, row)
-    lines = ["| spec | profile | budget | fresh seeds: false alarms / seeds | 95% upper bound | per-run failures / runs "
-             "| derived bound (per-run bound ^ max_runs) | source |", "|---|---|---|---|---|---|---|---|"]
+            if sid not in specs or not row["seeds_run"]:
+                continue
+            if not first_only and (sid not in verdicts or row["seeds_run"] > verdicts[sid][1]["seeds_run"]):
+                verdicts[sid] = (f.parent.name, row)
+            if "runs" in row:
+                counts = (row["runs_failed"], row["runs"], f.parent.name)
+            elif specs[sid].extra.get("trained"):  # a check from before trained.py: each verdict was one run
+                counts = (row["false_alarms"], row["seeds_run"], f.parent.name)
+            else:
+                continue
+            if sid not in per_run or counts[1] > per_run[sid][1]:
+                per_run[sid] = counts
+    return verdicts, per_run
+
+
+def render_guarantees(root: Path) -> str:
+    """The guarantees table from every verification summary under `root`.
+
+    Per spec: its budget, the fresh-seed verdict counts and, for trained specs, the per-run failure counts
+    and the derived bound (per-run upper bound)^max_runs."""
+    from softq_specs import load_check_specs
+
+    specs = load_check_specs()
+    verdicts, per_run = _collect(root, specs)
+    lines = ["| spec | profile | budget | verdicts on fresh seeds: false alarms / seeds (95% upper bound) | "
+             "per-run failures / runs | derived bound (per-run bound ^ max_runs) | source |",
+             "|---|---|---|---|---|---|---|"]
     fw_default = fw_derived = 0.0
     unmeasured: list[str] = []
     for sid, spec in specs.items():
-        if spec.kind != "statistical" and sid not in best:
+        if spec.kind != "statistical" and sid not in verdicts:
             continue
         prof = spec.extra.get("profile", "default")
-        folder, row = best.get(sid, ("-", None))
-        if row is None:
-            lines.append(f"| `{sid}` | {prof} | {spec.false_alarm:.1e} | not measured | | | | |")
-            if prof == "default":
-                fw_default += spec.false_alarm
-                fw_derived += spec.false_alarm
-                unmeasured.append(sid)
-            continue
-        per_run = derived = ""
+        folder, row = verdicts.get(sid, ("-", None))
+        verdict = "not measured" if row is None else f"{row['false_alarms']} / {row['seeds_run']} ({row['upper_95']:.3g})"
         bound = spec.false_alarm  # z-tests on independent draws: the budget is the bound
-        if "runs" in row:
+        runs = derived = ""
+        if sid in per_run:
+            failed, n, run_folder = per_run[sid]
             k = int(spec.params.get("max_runs", 1))
-            ub = exact_upper_bound(row["runs_failed"], row["runs"])
+            ub = exact_upper_bound(failed, n)
             bound = ub**k
-            per_run, derived = f"{row['runs_failed']} / {row['runs']}", f"{ub:.3g}^{k} = {ub ** k:.2g}"
+            runs, derived = f"{failed} / {n}", f"{ub:.3g}^{k} = {ub ** k:.2g}"
+            folder = folder if run_folder == folder else f"{folder}, {run_folder}"
+        elif row is None:
+            unmeasured.append(sid)
         if prof == "default":
             fw_default += spec.false_alarm
             fw_derived += bound
-        lines.append(f"| `{sid}` | {prof} | {spec.false_alarm:.1e} | {row['false_alarms']} / {row['seeds_run']} | "
-                     f"{row['upper_95']:.3g} | {per_run} | {derived} | `{folder}` |")
+        lines.append(f"| `{sid}` | {prof} | {spec.false_alarm:.1e} | {verdict} | {runs} | {derived} | `{folder}` |")
     lines += ["", f"Sum of the default profile's statistical budgets: {fw_default:.2e}. Family-wise bound of a default "
               f"run by measurement (union bound; trained specs at their derived bound, the other statistical specs at "
               f"their budget): {fw_derived:.2e}."]

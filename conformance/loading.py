@@ -13,13 +13,41 @@ from .adapter import CAPABILITY_METHODS
 
 __all__ = ["LoadError", "KNOWN_CONVENTIONS", "LEVELS", "load", "validate_adapter"]
 
-# The values each convention may take (conformance/README.md, "Conventions").
+# The values each convention may take (conformance/README.md, "Conventions"): a tuple of names, or the
+# forms of a parameterised convention (checked by _parameterised below with the parser its specs use).
 KNOWN_CONVENTIONS: dict[str, tuple[str, ...]] = {
     "value_proposal": ("uniform_per_state", "uniform_shared"),
     "squash_correction": ("none", "tanh_log_det"),
-    "bandwidth_rule": ("sql_code", "svgd_paper", "svgd_code", "paper_d1"),
+    "bandwidth_rule": ("sql_code", "svgd_paper", "svgd_code", "paper_d1", "<rule>; key=value; ..."),
     "temperature_mode": ("alpha", "reward_scale", "none"),
+    "particle_counts": ("independent", "tied"),
+    "target_update": ("hard", "hard(N)", "polyak(tau)"),
+    "critic_reduction": ("single", "min", "mean"),
+    "out_of_box_gradient": ("none", "constant(c)"),
+    "direction_log_det": ("none", "tanh(eps)"),
+    "precision": ("float64", "float32_constants"),
 }
+_PARAMETERISED = {
+    "target_update": r"hard|hard\(\s*[1-9]\d*\s*\)|polyak\(\s*(0?\.\d+|1(\.0*)?|\d(\.\d*)?[eE][+-]?\d+)\s*\)",
+    "out_of_box_gradient": r"none|constant\(\s*[0-9.eE+]+\s*\)",
+    "direction_log_det": r"none|tanh\(\s*[0-9.eE+-]+\s*\)",
+}
+
+
+def _valid_convention(key: str, value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    if key == "bandwidth_rule":
+        from .bandwidth_rules import parse_bandwidth_rule
+
+        try:
+            parse_bandwidth_rule(value)
+        except (ValueError, TypeError):
+            return False
+        return True
+    if key in _PARAMETERISED:
+        return re.fullmatch(_PARAMETERISED[key], value.strip()) is not None
+    return value in KNOWN_CONVENTIONS[key]
 LEVELS = ("operator", "estimator", "sampler", "agent", "benchmark")
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,99}")
 
@@ -81,5 +109,5 @@ def validate_adapter(adapter: Any, ref: str = "the adapter") -> None:
     for key, value in conv.items():
         if key not in KNOWN_CONVENTIONS:
             raise LoadError(f"{ref}: unknown convention {key!r}; known: {sorted(KNOWN_CONVENTIONS)}")
-        if value not in KNOWN_CONVENTIONS[key]:
+        if not _valid_convention(key, value):
             raise LoadError(f"{ref}: conventions[{key!r}] = {value!r} is not one of {list(KNOWN_CONVENTIONS[key])}")
