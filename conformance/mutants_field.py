@@ -298,7 +298,10 @@ class BootstrapThroughTermination(_LoopMutant, Mutant):
 class PreSquashSVGD(Mutant):
     bug = ("SVGD direction computed in the pre-squash space u (kernel and grad Q w.r.t. u) but applied to the squashed "
            "actions a = tanh(u) (softlearning issue 143)")
-    catches = ("D.cell_masses", "D.mmd")
+    # The distortion is in the shape and the tails, not always in the quadrant masses: under the 5-fit rule
+    # (conformance/trained.py) some fit passes D.cell_masses on master seeds 0 and 2; D.mmd and D.support_tails
+    # fail all 5 fits on seeds 0-2.
+    catches = ("D.mmd", "D.support_tails")
 
     def fit_sampler(self, energy, action_dim, alpha, steps, seed):
         torch.manual_seed(seed)
