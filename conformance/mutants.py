@@ -179,15 +179,7 @@ class _DoubleSquashNetwork(SamplingNetwork):
 class SamplerDoubleSquash(Mutant):
     bug = "the sampler squashes twice, tanh(tanh(u)): actions cannot leave [-0.76, 0.76]"
     catches = ("D.support_tails",)
-
-    def fit_sampler(self, energy, action_dim, alpha, steps, seed):
-        torch.manual_seed(seed)
-        net = _DoubleSquashNetwork(1, action_dim, (64, 64))
-        gen = torch.Generator().manual_seed(seed)
-        train_sampler(net, lambda o, a: energy(a), torch.zeros(1, 1), alpha, steps, lr=1e-3, n_particles=32,
-                      bandwidth_rule=self.config.bandwidth_rule, squash_correction=self.config.squash_correction,
-                      generator=gen)
-        return net, gen
+    sampler_network = _DoubleSquashNetwork  # fitted by the reference's own fit_sampler
 
 
 # -- agent mutants: subclasses of the reference agent with one broken method ----------------------------

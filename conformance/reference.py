@@ -22,6 +22,7 @@ class ReferenceAdapter:
     version = softq_ref.__version__
     capabilities = {"tabular", "soft_value_estimator", "svgd", "sampler", "agent", "trainer"}
     agent_class = SoftQLearning
+    sampler_network = SamplingNetwork  # what fit_sampler trains (a mutant swaps in a broken network)
 
     def __init__(self, config: SQLConfig | None = None):
         # Small networks: conformance checks equations, not benchmark returns.
@@ -77,7 +78,7 @@ class ReferenceAdapter:
     # -- sampler (amortized SVGD against a given energy) ----------------------------------------------------
     def fit_sampler(self, energy, action_dim, alpha, steps, seed):
         torch.manual_seed(seed)
-        net = SamplingNetwork(1, action_dim, (64, 64))
+        net = self.sampler_network(1, action_dim, (64, 64))
         gen = torch.Generator().manual_seed(seed)
         obs = torch.zeros(1, 1)
         train_sampler(net, lambda o, a: energy(a), obs, alpha, steps, lr=1e-3, n_particles=32,

@@ -19,11 +19,11 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
 import re
 import sys
 from pathlib import Path
 
+from ..cli import _unwritable
 from ..config import ConfigError
 from . import claims as claims_mod
 from .runner import EXECUTORS, RunnerError, _atomic_json, collect_results, run_matrix
@@ -148,13 +148,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{len(runs)} runs (tier {args.tier}; default tasks {DEFAULT_TASKS[args.tier]})")
         return 0
     out = Path(args.out) / args.tier
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".write-probe-{os.getpid()}"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as e:
-        print(f"error: --out {args.out}: cannot create or write {out} ({e.strerror or e})", file=sys.stderr)
+    reason = _unwritable(out)
+    if reason:
+        print(f"error: --out {args.out}: {reason}", file=sys.stderr)
         return 2
     from ..training import remove_orphaned_tmp
 
