@@ -43,10 +43,11 @@ def svgd_surrogate_loss(
     """Surrogate whose gradient in phi is minus eq. 14 with the empirical direction of eq. 13.
 
     actions (B, K, d) come from the sampler with gradient; the first n_fixed are the kernel
-    sources x_j (stop-gradient), the rest are the particles y_i moved along Delta f.
+    sources x_j (stop-gradient), the rest are the particles y_i moved along Delta f. Leading axes
+    before B (the seeds of softq_ref.vectorized) are kept: the loss is then one value per seed.
     """
-    fixed = actions[:, :n_fixed].detach().requires_grad_(True)
-    updated = actions[:, n_fixed:]
+    fixed = actions[..., :n_fixed, :].detach().requires_grad_(True)
+    updated = actions[..., n_fixed:, :]
     # alpha * log p(x_j), whose gradient is grad Q (+ alpha * grad of the squash term)
     scaled_log_p = energy(obs, fixed)
     if squash_correction == "tanh_log_det":
@@ -61,7 +62,7 @@ def svgd_surrogate_loss(
     k, grad_k = rbf_kernel_from_differences(diff, h, sq_dists)
     direction = svgd_direction(k, grad_k, grad_q, alpha)  # eq. 13, (B, n_updated, d)
     # eq. 14: backpropagate Delta f through the updated actions; mean over states and particles (C.1)
-    loss = -(direction.detach() * updated).sum(-1).mean()
+    loss = -(direction.detach() * updated).sum(-1).mean((-2, -1))
     return loss, SVGDStats(float(h.mean()), float(direction.norm(dim=-1).mean()))
 
 
@@ -97,7 +98,7 @@ def train_sampler(
         actions = sampler(batch, n_particles, generator=generator)
         loss, stats = svgd_surrogate_loss(batch, actions, energy, alpha, n_fixed, bandwidth_rule, squash_correction)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.sum().backward()
         opt.step()
         norms.append(stats.direction_norm)
     return norms

@@ -27,7 +27,13 @@ from .noise import OUNoise
 from .sampler import svgd_surrogate_loss
 from .soft_value import sample_uniform_box, soft_value_uniform_box
 
-__all__ = ["SoftQLearning", "log_linear_alpha", "noise_set_size", "sql_bfloat16_autocast"]
+__all__ = ["SoftQLearning", "log_linear_alpha", "noise_set_size", "sql_bfloat16_autocast", "per_seed"]
+
+
+def per_seed(x: torch.Tensor) -> float | np.ndarray:
+    """A loss or statistic as a float, or one float per seed for the stacked agents of softq_ref.vectorized."""
+    x = x.detach()
+    return float(x) if x.dim() == 0 else x.cpu().numpy().astype(np.float64)
 
 
 def log_linear_alpha(epoch: int, alpha_start: float, alpha_final: float, anneal_epochs: int) -> float:
@@ -106,7 +112,7 @@ class SoftQLearning:
     def soft_value_target(self, next_obs: torch.Tensor) -> torch.Tensor:
         """V_hat(s') of eq. 10 with the frozen target parameters theta-bar: (B, o) -> (B,)."""
         with torch.no_grad():
-            actions = self.proposal_actions(next_obs.shape[0]).to(self.device)
+            actions = self.proposal_actions(next_obs.shape[-2]).to(self.device)  # B of (B, o) or (S, B, o)
             q = self.q_target(next_obs, actions)  # (B, M)
             return soft_value_uniform_box(q, self.internal_alpha, self.act_dim)
 
@@ -120,11 +126,11 @@ class SoftQLearning:
     def q_update(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         y = self.td_target(batch)
         q = self.q(batch["obs"], batch["action"])
-        loss = 0.5 * (y - q).pow(2).mean()  # eq. 11
+        loss = 0.5 * (y - q).pow(2).mean(-1)  # eq. 11, mean over the batch
         self.q_optimizer.zero_grad()
-        loss.backward()
+        loss.sum().backward()  # a no-op sum for one agent; over the seeds of a stacked agent (vectorized.py)
         self.q_optimizer.step()
-        return {"q_loss": float(loss.detach()), "q_mean": float(q.detach().mean())}
+        return {"q_loss": per_seed(loss), "q_mean": per_seed(q.detach().mean(-1))}
 
     # -- eq. 13-14: sampler update ------------------------------------------------------------------
     @in_config_precision
@@ -136,9 +142,9 @@ class SoftQLearning:
             self.config.bandwidth_rule, self.config.squash_correction,
         )
         self.policy_optimizer.zero_grad()
-        loss.backward()
+        loss.sum().backward()
         self.policy_optimizer.step()
-        return {"policy_surrogate": float(loss.detach()), "bandwidth": stats.bandwidth, "svgd_norm": stats.direction_norm}
+        return {"policy_surrogate": per_seed(loss), "bandwidth": stats.bandwidth, "svgd_norm": stats.direction_norm}
 
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         batch = {k: v.to(self.device) for k, v in batch.items()}

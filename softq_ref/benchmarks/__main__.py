@@ -26,7 +26,7 @@ from pathlib import Path
 from ..cli import _unwritable
 from ..config import ConfigError
 from . import claims as claims_mod
-from .runner import EXECUTORS, RunnerError, _atomic_json, collect_results, run_matrix
+from .runner import DEFAULT_SEEDS_PER_PROCESS, EXECUTORS, RunnerError, _atomic_json, collect_results, run_matrix
 from .tiers import DEFAULT_TASKS, GROUPS, TASKS, TIERS, matrix
 
 
@@ -112,7 +112,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="runs", help="output root, results under OUT/<tier>/ (default runs/: git-ignored, "
                                                   "and where `nox -s report` looks for the newest results)")
     ap.add_argument("--executor", choices=EXECUTORS, default="process")
-    ap.add_argument("--workers", type=int, default=None, help="parallel runs (default: CPU cores)")
+    ap.add_argument("--workers", type=int, default=None, help="parallel worker processes (default: CPU cores)")
+    ap.add_argument("--seeds-per-process", type=int, default=None, metavar="S",
+                    help="train up to S seeds of one task and variant stacked in one process (SQL and DDPG; "
+                         f"default {DEFAULT_SEEDS_PER_PROCESS}); 1: one process per run")
     ap.add_argument("--ray-address", default=None, help="Ray cluster address (default: RAY_ADDRESS or a local instance)")
     ap.add_argument("--steps", type=int, default=None, help="override every run's steps (timing estimates only)")
     ap.add_argument("--algos", type=_algos, default=None, metavar="ALGO[,ALGO...]",
@@ -164,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.claims_only:
         try:
             summary = run_matrix(runs, args.out, args.executor, args.workers, not args.no_progress, command,
-                                 args.ray_address)
+                                 args.ray_address, seeds_per_process=args.seeds_per_process)
         except RunnerError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2

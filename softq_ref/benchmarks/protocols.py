@@ -130,13 +130,37 @@ def _discounted_eval(agent, env_id: str, config, n: int, gamma: float) -> dict[s
     return {"eval_discounted_return": float(np.mean(disc)), "eval_return": float(np.mean(und))}
 
 
-def make_evaluate(protocol: str, base_env_id: str, eval_episodes: int, config,
-                  on_epoch: Callable[[dict], None] | None = None) -> Callable[[Any], dict]:
-    """The `evaluate(agent) -> dict` callback of `softq_ref.training.train` for one protocol."""
+def _tracker_of(env: gym.Env | None) -> TrackingWrapper | None:
+    """The TrackingWrapper inside `env`'s wrapper chain (None: the one built last in this process)."""
+    if env is None:
+        return _ACTIVE["tracker"]
+    while env is not None:
+        if isinstance(env, TrackingWrapper):
+            return env
+        env = getattr(env, "env", None)
+    return None
 
-    def evaluate(agent) -> dict:
+
+def make_evaluate(protocol: str, base_env_id: str, eval_episodes: int, config,
+                  on_epoch: Callable[[dict], None] | None = None,
+                  resume_row: dict[str, Any] | None = None) -> Callable[..., dict]:
+    """The `evaluate(agent, env=None) -> dict` callback of the training loops for one protocol.
+
+    `env` is the training env whose tracked statistics to report (`softq_ref.vectorized_training`,
+    several envs per process); without it, the env built last (`softq_ref.training.train`).
+    `resume_row` (the checkpoint's metrics row) is merged into those statistics at the first call:
+    they are running max / min, so merging late gives the values of an uninterrupted run.
+    """
+    pending = [None if resume_row is None else {k: float(v) for k, v in resume_row.items() if v not in (None, "")}]
+
+    def evaluate(agent, env: gym.Env | None = None) -> dict:
         row: dict[str, Any] = {}
-        tr = _ACTIVE["tracker"]
+        tr = _tracker_of(env)
+        if tr is not None and pending[0] is not None:
+            for k, (_, reducer) in _TRACKED[protocol].items():
+                if k in pending[0]:
+                    tr.stats[k] = reducer(tr.stats[k], pending[0][k])
+            pending[0] = None
         if tr is not None:
             row.update(tr.stats)
             if protocol == "swimmer":

@@ -1,4 +1,4 @@
-"""Run a benchmark matrix: one fresh process per run, resumable, with result files written atomically.
+"""Run a benchmark matrix: fresh worker processes, resumable, with result files written atomically.
 
 Layout under `--out DIR`:
 
@@ -14,8 +14,13 @@ or resumed from their checkpoint (exact resume, see softq_ref.training). A resul
 or describes another run is reported and the run redone. Fine-tuning runs start when the pretraining
 run they are initialised from has finished; if it failed they are reported as blocked.
 
-Executors: `process` (default; concurrent.futures with a fresh spawned process per run,
-max_workers = CPU cores) and `ray` (optional extra `ray`; each run is a Ray task with num_cpus=1 in a
+Jobs: runs of SQL or DDPG that differ only in their seed train stacked, up to `seeds_per_process`
+seeds in one process (`run_group`, softq_ref.vectorized_training; a seed's results do not depend on
+which seeds share its process); other algorithms, or seeds_per_process = 1, train one run per process
+(`run_one`, softq_ref.training.train). A job is what an executor schedules.
+
+Executors: `process` (default; concurrent.futures with a fresh spawned process per job,
+max_workers = CPU cores) and `ray` (optional extra `ray`; each job is a Ray task with num_cpus=1 in a
 fresh worker process; the output directory must be on a file system shared by the cluster's nodes).
 `inline` runs in this process, one after another (debugging).
 """
@@ -35,11 +40,14 @@ from typing import Any, Callable
 
 from .tiers import RunDef
 
-__all__ = ["SCHEMA_VERSION", "RunnerError", "run_dir", "run_one", "load_result", "run_matrix", "collect_results",
-           "EXECUTORS"]
+__all__ = ["SCHEMA_VERSION", "RunnerError", "run_dir", "run_one", "run_group", "plan_jobs", "load_result", "run_matrix",
+           "collect_results", "EXECUTORS", "DEFAULT_SEEDS_PER_PROCESS"]
 
 SCHEMA_VERSION = 1
 EXECUTORS = ("process", "ray", "inline")
+# Seeds of one (task, variant) trained stacked in one process (softq_ref.vectorized); see
+# softq_ref/perf/README.md for the measured throughput that sets it.
+DEFAULT_SEEDS_PER_PROCESS = 8
 
 
 class RunnerError(RuntimeError):
@@ -159,33 +167,165 @@ def _run_one(run: RunDef, out_root: str, command: list[str], queue: Any) -> dict
     t0 = time.perf_counter()
     summary = train(agent, env_id, run.steps, run.seed, d, resume=resume, progress=False, evaluate=evaluate)
     metrics, curves = final_metrics(run.protocol, read_metrics(d / "metrics.csv"))
-    result = {"schema_version": SCHEMA_VERSION, **json.loads(json.dumps(run.to_dict())), "key": run.key,
-              "status": "completed", "metrics": metrics, "curves": curves,
-              "wall_time_s": summary["wall_time"], "this_session_s": time.perf_counter() - t0,
-              "resumed_from_step": start_step if resume else None, "updates": summary["updates"],
-              "episodes": summary["episodes"], "command": list(command), "git_commit": _git_commit(),
-              "versions": _versions(), "host_pid": os.getpid(),
-              "files": {"config": "config.json", "metadata": "metadata.json", "metrics": "metrics.csv",
-                        "checkpoint": "checkpoint.pt"}}
-    _atomic_json(d / "result.json", result)
+    _atomic_json(d / "result.json", _result(run, metrics, curves, summary, t0, start_step if resume else None,
+                                            command, trainer="process"))
     return {"key": run.key, "status": "completed", "wall_time_s": summary["wall_time"]}
+
+
+def run_group(run_ds: list[dict], out_root: str, command: list[str] | None = None, queue: Any = None) -> list[dict]:
+    """Train runs that differ only in their seed in one process, stacked (softq_ref.vectorized); write
+    each result.json. Returns one outcome per run; a failure fails every run of the group."""
+    keys = [f"{d.get('task')}/{d.get('variant')}/seed{d.get('seed')}" for d in run_ds]
+    try:
+        return _run_group([RunDef(**d) for d in run_ds], out_root, command or sys.argv, queue)
+    except BaseException as e:
+        if isinstance(e, KeyboardInterrupt):
+            raise
+        err, tb = f"{type(e).__name__}: {e}", traceback.format_exc(limit=8)
+        return [{"key": k, "status": "failed", "error": err, "traceback": tb} for k in keys]
+
+
+def _run_group(runs: list[RunDef], out_root: str, command: list[str], queue: Any) -> list[dict]:
+    import torch
+
+    torch.set_num_threads(1)
+    from ..runtime import keep_freed_memory
+
+    keep_freed_memory()
+    from ..config import SQLConfig
+    from ..training import make_env, read_metrics
+    from ..vectorized import make_stacked_agent
+    from ..vectorized_training import train_many
+    from .protocols import final_metrics, make_evaluate, set_resume_state, tracked_env_id
+
+    r0 = runs[0]
+    if any(_group_key(r) != _group_key(r0) for r in runs):
+        raise RunnerError(f"runs {[r.key for r in runs]} differ in more than their seed; they cannot share a process")
+    config = SQLConfig.from_dict(r0.config).validate()
+    dirs = [run_dir(out_root, r) for r in runs]
+    resume = (dirs[0] / "checkpoint.pt").exists()
+    if any((d / "checkpoint.pt").exists() != resume for d in dirs):
+        raise RunnerError(f"runs {[r.key for r in runs]}: some have a checkpoint and some not; group them apart")
+    env_id = tracked_env_id(r0.env_id, r0.protocol, r0.env_kwargs)
+    set_resume_state(None)  # several envs in this process: each evaluate callback merges its own row
+    probe = make_env(r0.env_id, config)
+    obs_dim, act_dim = probe.observation_space.shape[0], probe.action_space.shape[0]
+    probe.close()
+    agent = make_stacked_agent(r0.algo, obs_dim, act_dim, config, [r.seed for r in runs])
+    resume_rows: list[dict | None] = []
+    start_step = 0
+    for d in dirs:
+        row = None
+        if resume:
+            start_step = _checkpoint_step(d / "checkpoint.pt") or 0
+            rows = [x for x in read_metrics(d / "metrics.csv") if int(x["step"]) <= start_step
+                    and int(x["step"]) % config.epoch_length == 0] if (d / "metrics.csv").exists() else []
+            row = rows[-1] if rows else None
+        resume_rows.append(row)
+    if not resume and r0.init_from:
+        states = [agent.seed_state_dict(i) for i in range(len(runs))]
+        for st, r in zip(states, runs):
+            _copy_pretrained_networks(st, agent.algo, Path(out_root) / r.tier / r.init_from / "checkpoint.pt")
+        agent.load_seed_state_dicts(states)
+    for r in runs:
+        if queue is not None:
+            queue.put(("start", r.key, start_step, r.steps))
+
+    def on_epoch(step: int) -> None:
+        if queue is not None:
+            for r in runs:
+                queue.put(("step", r.key, min(step, r.steps), r.steps))
+
+    evaluate = [make_evaluate(r.protocol, r.env_id, r.eval_episodes, config, None, row) for r, row in zip(runs, resume_rows)]
+    t0 = time.perf_counter()
+    summaries = train_many(agent, env_id, r0.steps, dirs, resume=resume, progress=False, evaluate=evaluate,
+                           on_epoch=on_epoch)
+    outcomes = []
+    for r, d, summary in zip(runs, dirs, summaries):
+        metrics, curves = final_metrics(r.protocol, read_metrics(d / "metrics.csv"))
+        _atomic_json(d / "result.json", _result(r, metrics, curves, summary, t0, start_step if resume else None,
+                                                command, trainer="vectorized", group_seeds=[x.seed for x in runs]))
+        outcomes.append({"key": r.key, "status": "completed", "wall_time_s": summary["wall_time"]})
+    return outcomes
+
+
+def _result(run: RunDef, metrics: dict, curves: dict, summary: dict, t0: float, resumed_from: int | None,
+            command: list[str], trainer: str, group_seeds: list[int] | None = None) -> dict:
+    return {"schema_version": SCHEMA_VERSION, **json.loads(json.dumps(run.to_dict())), "key": run.key,
+            "status": "completed", "metrics": metrics, "curves": curves,
+            "wall_time_s": summary["wall_time"], "this_session_s": time.perf_counter() - t0,
+            "resumed_from_step": resumed_from, "updates": summary["updates"],
+            "episodes": summary["episodes"], "command": list(command), "git_commit": _git_commit(),
+            "versions": _versions(), "host_pid": os.getpid(),
+            # process: one run per process (softq_ref.training.train); vectorized: the seeds of group_seeds
+            # stacked in one process (softq_ref.vectorized_training.train_many)
+            "trainer": trainer, "group_seeds": group_seeds,
+            "files": {"config": "config.json", "metadata": "metadata.json", "metrics": "metrics.csv",
+                      "checkpoint": "checkpoint.pt"}}
+
+
+def _checkpoint_step(path: Path) -> int | None:
+    """The env step a run's checkpoint is at (None: no checkpoint, or unreadable: the worker reports it)."""
+    if not path.exists():
+        return None
+    try:
+        import torch
+
+        return int(torch.load(path, map_location="cpu", weights_only=False)["state"]["total_steps"])
+    except Exception:  # noqa: BLE001 - reported by the worker that tries to resume it
+        return None
+
+
+def _group_key(run: RunDef) -> str:
+    """Runs with equal keys differ only in their seed (and the seed of their pretraining run)."""
+    d = run.to_dict()
+    d.pop("seed")
+    d["init_from"] = None if run.init_from is None else run.init_from.rsplit("/seed", 1)[0]
+    return json.dumps(d, sort_keys=True, default=str)
+
+
+def plan_jobs(runs: list[RunDef], seeds_per_process: int, out_root: str | os.PathLike) -> list[list[RunDef]]:
+    """Split `runs` into jobs: groups of up to `seeds_per_process` runs that differ only in their seed
+    and whose checkpoints are at the same step (stackable algos), single runs otherwise."""
+    from ..vectorized import STACKABLE_ALGOS
+
+    if seeds_per_process <= 1:
+        return [[r] for r in runs]
+    buckets: dict[tuple, list[RunDef]] = {}
+    jobs: list[list[RunDef]] = []
+    for r in runs:
+        if r.algo not in STACKABLE_ALGOS:
+            jobs.append([r])
+            continue
+        buckets.setdefault((_group_key(r), _checkpoint_step(run_dir(out_root, r) / "checkpoint.pt")), []).append(r)
+    for members in buckets.values():
+        members.sort(key=lambda r: r.seed)
+        n = math.ceil(len(members) / seeds_per_process)  # equal-sized groups: 10 seeds at S = 8 -> 5 + 5
+        size = math.ceil(len(members) / n)
+        jobs += [members[i:i + size] for i in range(0, len(members), size)]
+    return jobs
 
 
 _NETWORKS = {"sql": ("q", "q_target", "sampler"), "ddpg": ("q", "q_target", "actor", "actor_target")}
 
 
-def _init_from_pretrained(agent, ckpt_path: Path) -> None:
-    """Fine-tuning starts from the pretrained networks; optimizers, rngs and alpha start fresh (this run's seed/config)."""
+def _copy_pretrained_networks(state: dict, algo: str, ckpt_path: Path) -> None:
+    """Put the pretrained networks of `ckpt_path` into the agent state `state` (fine-tuning starts from them)."""
     import torch
 
     if not ckpt_path.exists():
         raise RunnerError(f"fine-tuning needs the pretraining checkpoint {ckpt_path}, which does not exist")
     ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-    if ckpt["algo"] != agent.algo:
-        raise RunnerError(f"{ckpt_path} is a {ckpt['algo']} checkpoint; cannot initialise a {agent.algo} agent")
-    state = agent.state_dict()
-    for k in _NETWORKS[agent.algo]:
+    if ckpt["algo"] != algo:
+        raise RunnerError(f"{ckpt_path} is a {ckpt['algo']} checkpoint; cannot initialise a {algo} agent")
+    for k in _NETWORKS[algo]:
         state[k] = ckpt["agent"][k]
+
+
+def _init_from_pretrained(agent, ckpt_path: Path) -> None:
+    """Fine-tuning starts from the pretrained networks; optimizers, rngs and alpha start fresh (this run's seed/config)."""
+    state = agent.state_dict()
+    _copy_pretrained_networks(state, agent.algo, ckpt_path)
     agent.load_state_dict(state)
 
 
@@ -238,14 +378,21 @@ def _import_ray():
 
 def run_matrix(runs: list[RunDef], out_root: str | os.PathLike, executor: str = "process", workers: int | None = None,
                progress: bool = True, command: list[str] | None = None, ray_address: str | None = None,
-               log: Callable[[str], None] = lambda s: print(s, file=sys.stderr)) -> dict:
+               log: Callable[[str], None] = lambda s: print(s, file=sys.stderr),
+               seeds_per_process: int | None = None) -> dict:
     """Run every unfinished run of `runs`; returns {key: outcome} with outcome status
-    completed | skipped | failed | blocked, plus the problems found in existing result files."""
+    completed | skipped | failed | blocked, plus the problems found in existing result files.
+
+    `seeds_per_process` S > 1: runs that differ only in their seed train stacked, up to S per process
+    (`plan_jobs`; default DEFAULT_SEEDS_PER_PROCESS); 1: one process per run (softq_ref.training.train)."""
     if executor not in EXECUTORS:
         raise RunnerError(f"unknown executor {executor!r}; accepted: {list(EXECUTORS)}")
     out_root = str(out_root)
     command = list(command or sys.argv)
     workers = max(1, int(workers or os.cpu_count() or 1))
+    spp = DEFAULT_SEEDS_PER_PROCESS if seeds_per_process is None else int(seeds_per_process)
+    if spp < 1:
+        raise RunnerError(f"seeds_per_process = {seeds_per_process!r} is invalid: expected an integer >= 1")
     outcomes: dict[str, dict] = {}
     problems: list[str] = []
     todo: list[RunDef] = []
@@ -265,6 +412,23 @@ def run_matrix(runs: list[RunDef], out_root: str | os.PathLike, executor: str = 
 
     def ready(r: RunDef) -> bool:
         return r.init_from is None or r.init_from in done or r.init_from not in {x.key for x in runs}
+
+    def job_ready(job: list[RunDef]) -> bool:
+        return all(ready(r) for r in job)
+
+    def call(job: list[RunDef]) -> tuple[Callable, tuple]:
+        """The worker function and its arguments for one job (queue added by the executor)."""
+        if spp > 1 and job[0].algo in _stackable():
+            return run_group, ([r.to_dict() for r in job], out_root, command)
+        return run_one, (job[0].to_dict(), out_root, command)
+
+    def record_job(job: list[RunDef], result: dict | list[dict]) -> None:
+        for r, outcome in zip(job, result if isinstance(result, list) else [result]):
+            record(r.key, outcome)
+
+    def fail_job(job: list[RunDef], error: str) -> None:
+        for r in job:
+            record(r.key, {"key": r.key, "status": "failed", "error": error})
 
     queue, stop, drain = None, threading.Event(), None
     manager = None
@@ -289,54 +453,58 @@ def run_matrix(runs: list[RunDef], out_root: str | os.PathLike, executor: str = 
             log(f"run {key} {outcome['status']}: {outcome.get('error', '')}")
         bars.finished(key, outcome["status"])
 
-    pending = list(todo)
+    pending = plan_jobs(todo, spp, out_root)
     try:
         if executor == "inline":
             while pending:
                 _block_failed(pending, outcomes, runs, record)
-                r = next((x for x in pending if ready(x)), None)
-                if r is None:
+                job = next((j for j in pending if job_ready(j)), None)
+                if job is None:
                     break
-                pending.remove(r)
-                record(r.key, run_one(r.to_dict(), out_root, command, None))
+                pending.remove(job)
+                fn, args = call(job)
+                record_job(job, fn(*args, None))
         elif executor == "process":
-            ctx = mp.get_context("spawn")  # a fresh interpreter per run: no torch state or threads inherited
+            ctx = mp.get_context("spawn")  # a fresh interpreter per job: no torch state or threads inherited
             with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, max_tasks_per_child=1) as pool:
-                inflight: dict[cf.Future, RunDef] = {}
+                inflight: dict[cf.Future, list[RunDef]] = {}
                 while pending or inflight:
                     _block_failed(pending, outcomes, runs, record)
-                    for r in [x for x in pending if ready(x)]:
-                        pending.remove(r)
-                        inflight[pool.submit(run_one, r.to_dict(), out_root, command, queue)] = r
+                    for job in [j for j in pending if job_ready(j)]:
+                        pending.remove(job)
+                        fn, args = call(job)
+                        inflight[pool.submit(fn, *args, queue)] = job
                     if not inflight:
                         break
                     finished, _ = cf.wait(inflight, return_when=cf.FIRST_COMPLETED)
                     for f in finished:
-                        r = inflight.pop(f)
+                        job = inflight.pop(f)
                         try:
-                            record(r.key, f.result())
+                            record_job(job, f.result())
                         except Exception as e:  # the worker process died (killed, out of memory)
-                            record(r.key, {"key": r.key, "status": "failed", "error": f"worker died: {type(e).__name__}: {e}"})
+                            fail_job(job, f"worker died: {type(e).__name__}: {e}")
         else:
             ray = _import_ray()
             if not ray.is_initialized():
                 ray.init(address=ray_address, ignore_reinit_error=True, log_to_driver=False)
-            remote = ray.remote(num_cpus=1, max_calls=1)(run_one)  # max_calls=1: a fresh worker per run
-            inflight_r: dict[Any, RunDef] = {}
+            remotes: dict[Callable, Any] = {}  # max_calls=1: a fresh worker process per job
+            inflight_r: dict[Any, list[RunDef]] = {}
             while pending or inflight_r:
                 _block_failed(pending, outcomes, runs, record)
-                for r in [x for x in pending if ready(x)]:
-                    pending.remove(r)
-                    inflight_r[remote.remote(r.to_dict(), out_root, command, None)] = r
+                for job in [j for j in pending if job_ready(j)]:
+                    pending.remove(job)
+                    fn, args = call(job)
+                    remote = remotes.setdefault(fn, ray.remote(num_cpus=1, max_calls=1)(fn))
+                    inflight_r[remote.remote(*args, None)] = job
                 if not inflight_r:
                     break
                 finished, _ = ray.wait(list(inflight_r), num_returns=1)
                 for ref in finished:
-                    r = inflight_r.pop(ref)
+                    job = inflight_r.pop(ref)
                     try:
-                        record(r.key, ray.get(ref))
+                        record_job(job, ray.get(ref))
                     except Exception as e:
-                        record(r.key, {"key": r.key, "status": "failed", "error": f"ray task failed: {type(e).__name__}: {e}"})
+                        fail_job(job, f"ray task failed: {type(e).__name__}: {e}")
         _block_failed(pending, outcomes, runs, record)
     finally:
         stop.set()
@@ -346,15 +514,25 @@ def run_matrix(runs: list[RunDef], out_root: str | os.PathLike, executor: str = 
             manager.shutdown()
         bars.close()
     summary = {"outcomes": outcomes, "problems": problems, "wall_time_s": time.perf_counter() - t0,
-               "executor": executor, "workers": workers}
+               "executor": executor, "workers": workers, "seeds_per_process": spp}
     return summary
 
 
-def _block_failed(pending: list[RunDef], outcomes: dict, runs: list[RunDef], record) -> None:
-    for r in list(pending):
-        if r.init_from and r.init_from in outcomes and outcomes[r.init_from]["status"] in ("failed", "blocked"):
-            pending.remove(r)
-            record(r.key, {"key": r.key, "status": "blocked", "error": f"its pretraining run {r.init_from} did not finish"})
+def _block_failed(pending: list[list[RunDef]], outcomes: dict, runs: list[RunDef], record) -> None:
+    """Runs whose pretraining failed are blocked; the rest of their job still runs."""
+    for job in list(pending):
+        for r in list(job):
+            if r.init_from and r.init_from in outcomes and outcomes[r.init_from]["status"] in ("failed", "blocked"):
+                job.remove(r)
+                record(r.key, {"key": r.key, "status": "blocked", "error": f"its pretraining run {r.init_from} did not finish"})
+        if not job:
+            pending.remove(job)
+
+
+def _stackable() -> tuple[str, ...]:
+    from ..vectorized import STACKABLE_ALGOS
+
+    return STACKABLE_ALGOS
 
 
 def collect_results(out_root: str | os.PathLike, tier: str, runs: list[RunDef] | None = None) -> tuple[list[dict], list[str]]:
