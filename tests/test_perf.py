@@ -12,7 +12,6 @@ from softq_ref.config import SQLConfig
 from softq_ref.networks import mlp
 from softq_ref.perf.flops import MatmulReplay, count_flops, record_matmuls
 from softq_ref.perf.measure import resolve_device
-from softq_ref.perf.multiseed import BatchedSQL, StackedMLP
 from softq_ref.sql import SoftQLearning
 from softq_ref.svgd import lower_median
 
@@ -61,25 +60,6 @@ def test_lower_median_is_torch_median():
     assert torch.equal(lower_median(ties), ties.median(dim=-1).values)
 
 
-def test_stacked_mlp_matches_the_separate_networks():
-    torch.manual_seed(0)
-    nets = [mlp(5, (16, 16), 2) for _ in range(3)]
-    stacked = StackedMLP(nets)
-    x = torch.randn(3, 7, 5)
-    want = torch.stack([n(x[i]) for i, n in enumerate(nets)])
-    torch.testing.assert_close(stacked(x), want, rtol=1e-5, atol=1e-6)
-
-
-def test_batched_sql_runs_and_keeps_seeds_apart():
-    agent = BatchedSQL(3, 2, CFG, seeds=[0, 1])
-    ref = SoftQLearning(3, 2, CFG, seed=1)
-    torch.testing.assert_close(agent.q.weights[0][1], ref.q.net[0].weight.t())  # per-seed initialisation
-    before = [p.detach().clone() for p in agent.sampler.parameters()]
-    agent.update(_batch(lead=(2,)))
-    assert all(not torch.equal(a, b) for a, b in zip(before, agent.sampler.parameters()))
-    assert all(torch.isfinite(p).all() for p in agent.q.parameters())
-
-
 def test_cuda_flag_fails_clearly_without_cuda():
     if torch.cuda.is_available():
         pytest.skip("a CUDA device is present")
@@ -103,15 +83,24 @@ def test_quick_perf_run_writes_valid_json(tmp_path):
     assert "| figure | before | after |" in md
 
 
-def test_multiseed_summary_calls_ties_within_the_margin_and_keeps_processes_for_the_runner():
+def test_quick_multiseed_section_measures_both_trainers(tmp_path):
+    from softq_ref.perf.__main__ import markdown
+    from softq_ref.perf.measure import run
+
+    res = run(tmp_path, quick=True, sections=("multiseed",), log=lambda s: None)
+    rows = res["multiseed"]["rows"]
+    assert {(r["algo"], r["mode"], r["S"]) for r in rows} == {
+        (a, m, S) for a in ("sql", "ddpg") for m, S in (("process per seed", 1), ("stacked", 1), ("stacked", 2))}
+    assert all(r["seed_steps_per_s_per_core"] > 0 and r["wall_s"] > 0 for r in rows)
+    assert all(f["flops_per_update"] > 0 and 0 < f["ratio_to_matmul_rate"] for f in res["multiseed"]["update_flop_rate"])
+    assert "stacked S=2, seed-steps/s per core" in markdown(res)
+
+
+def test_multiseed_summary_reports_the_speedup_against_the_target():
     from softq_ref.perf.measure import multiseed_summary
 
-    def rows(S, processes, batched):
-        return [{"S": S, "mode": "processes", "updates_per_s_total": processes},
-                {"S": S, "mode": "batched", "threads": 1, "updates_per_s_total": batched / 2},
-                {"S": S, "mode": "batched", "threads": 2, "updates_per_s_total": batched}]
-    clear = multiseed_summary(rows(1, 50, 90) + rows(2, 100, 130) + rows(4, 90, 120) + rows(10, 95, 96))
-    assert clear["faster_by_S"] == {1: "batched", 2: "batched", 4: "batched", 10: "tie"}
-    assert clear["faster_mode"] == "batched" and clear["runner_default"] == "processes"
-    mixed = multiseed_summary(rows(2, 106, 94) + rows(4, 99.6, 100.7) + rows(10, 83.3, 87.5))
-    assert mixed["faster_by_S"] == {2: "processes", 4: "tie", 10: "tie"} and mixed["faster_mode"] == "tie"
+    rows = [{"algo": "ddpg", "task": "swimmer", "mode": "stacked", "S": S, "speedup": x} for S, x in ((4, 2.0), (16, 5.5))]
+    rows += [{"algo": "sql", "task": "swimmer", "mode": "stacked", "S": 16, "speedup": 1.7}]
+    s = multiseed_summary(rows)
+    assert s["speedup_by_algo_task_S"] == {"ddpg swimmer": {4: 2.0, 16: 5.5}, "sql swimmer": {16: 1.7}}
+    assert s["meets_target_at_S16"] == {"ddpg swimmer": True, "sql swimmer": False}

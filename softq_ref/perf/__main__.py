@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from .measure import multiseed_summary, run
+from .measure import run
 
 __all__ = ["main", "markdown"]
 
@@ -43,14 +43,18 @@ def _rows(r: dict) -> dict[str, str]:
             out[f"train run {algo} swimmer, env steps/s"] = _f(t["env_steps_per_s"], "{:.1f}")
             out[f"train run {algo} swimmer, peak RSS MiB"] = _f(t["peak_rss_mib"], "{:.0f}")
     ms = r.get("multiseed")
-    if ms:
+    if ms and "update_flop_rate" in ms:
+        for row in ms["rows"]:
+            tag = "one process per seed" if row["mode"] != "stacked" else f"stacked S={row['S']}"
+            out[f"multi-seed {row['algo']} {row['task']} ({row['tier']}), {tag}, seed-steps/s per core"] = \
+                _f(row["seed_steps_per_s_per_core"], "{:.0f}") + f" ({row['speedup']:.1f}x; load {row['load_1min']:.2f})"
+        for f in ms["update_flop_rate"]:
+            out[f"multi-seed {f['algo']} update S={f['S']}, ms / GFLOP/s / ratio to matmul rate"] = \
+                f"{f['update_ms']:.1f} / {f['achieved_gflops']:.1f} / {f['ratio_to_matmul_rate']:.2f}"
+    elif ms:  # files written before the stacked trainer: S processes vs the old batched update
         for row in ms["rows"]:
             mode = row["mode"] + (f" @{row['threads']}t" if "threads" in row else "")
             out[f"multi-seed S={row['S']} {mode}, updates/s total"] = _f(row["updates_per_s_total"], "{:.1f}")
-        summary = multiseed_summary(ms["rows"])  # also for files written before it existed
-        margin = f"{summary['tie_margin']:.0%}"
-        out[f"multi-seed faster mode over S > 1 (tie within {margin})"] = summary["faster_mode"]
-        out["multi-seed benchmark-runner default"] = summary["runner_default"] + " (batched runs are not the per-seed runs)"
     return out
 
 

@@ -1,101 +1,117 @@
-"""S seeds of the SQL update in one process: parameters stacked along a leading seed axis.
+"""Multi-seed throughput: S seeds stacked in one process against one process per seed.
 
-Each seed's networks are initialised exactly as `SoftQLearning(..., seed=s)` initialises them, then
-stacked: every layer is one batched product (baddbmm) over the seeds. The losses of the seeds are
-summed, so one backward pass gives each seed its own gradient, and Adam (elementwise) on the
-stacked tensors is per-seed Adam. The update is the reference's default path (uniform per-state
-proposal, alpha temperature, no squash correction, the config's bandwidth rule), used here to
-measure multi-seed throughput; it is not a second reference.
+* `training_throughput`: seed-steps per second *per core* of whole training runs at a benchmark
+  tier's sizes: `softq_ref.vectorized_training.train_many` with S seeds in one single-thread
+  process, against `softq_ref.training.train` (one seed, one single-thread process: what one
+  process per seed gets from each core). Each run is a fresh spawned child, run alone, so both
+  figures are per core. A run is `warmup` steps without updates (the replay filling to one batch)
+  then one update per step, as in training.
+* `update_flop_rate`: one stacked update's counted FLOPs over its time, against the same matrix
+  products replayed alone (`flops.MatmulReplay`): the share of the update spent in the products.
 """
 from __future__ import annotations
 
-import copy
+import multiprocessing as mp
+import tempfile
+import time
+from typing import Any
 
 import torch
-from torch import nn
 
 from ..config import SQLConfig
-from ..soft_value import soft_value_uniform_box
-from ..sql import SoftQLearning
-from ..svgd import median_bandwidth, pairwise_sq_dists, rbf_kernel, svgd_direction
 
-__all__ = ["StackedMLP", "BatchedSQL"]
+__all__ = ["training_throughput", "update_flop_rate", "tier_config"]
 
 
-class StackedMLP(nn.Module):
-    """S ReLU MLPs of the same shape as one module; forward x (S, N, in) -> (S, N, out)."""
+def tier_config(tier: str, task: str, warmup: int, steps: int) -> tuple[str, SQLConfig]:
+    """(env id, config) of a benchmark task at a tier's sizes, with one epoch of `steps` steps and
+    updates from `warmup` samples (no evaluation, one checkpoint at the end)."""
+    from ..benchmarks.tiers import TASKS, tier_task
 
-    def __init__(self, mlps: list[nn.Sequential]):
-        super().__init__()
-        layers = [[m for m in seq if isinstance(m, nn.Linear)] for seq in mlps]
-        n = len(layers[0])
-        self.weights = nn.ParameterList(
-            [nn.Parameter(torch.stack([ls[i].weight.detach().t() for ls in layers]).contiguous()) for i in range(n)])
-        self.biases = nn.ParameterList(
-            [nn.Parameter(torch.stack([ls[i].bias.detach() for ls in layers]).unsqueeze(1).contiguous()) for i in range(n)])
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        last = len(self.weights) - 1
-        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
-            x = torch.baddbmm(b, x, w)
-            if i < last:
-                x = torch.relu(x)
-        return x
+    cfg = tier_task(tier, task).sql_config()
+    return TASKS[task].env_id, cfg.replace(min_replay_size=warmup, epoch_length=steps)
 
 
-class BatchedSQL:
-    """The SQL update (eq. 10-14) for S seeds at once."""
+def _child(mode: str, algo: str, env_id: str, cfg_dict: dict, seeds: list[int], steps: int, queue) -> None:
+    torch.set_num_threads(1)
+    from ..runtime import keep_freed_memory
 
-    def __init__(self, obs_dim: int, act_dim: int, config: SQLConfig, seeds: list[int]):
-        self.config = c = config.validate()
-        if (c.value_proposal, c.temperature_mode, c.squash_correction) != ("uniform_per_state", "alpha", "none"):
-            raise ValueError("BatchedSQL implements the default conventions only")
-        agents = [SoftQLearning(obs_dim, act_dim, config, seed=s) for s in seeds]
-        self.device = torch.device(c.device)
-        self.obs_dim, self.act_dim, self.S = obs_dim, act_dim, len(seeds)
-        self.q = StackedMLP([a.q.net for a in agents]).to(self.device)
-        self.q_target = copy.deepcopy(self.q).requires_grad_(False)
-        self.sampler = StackedMLP([a.sampler.net for a in agents]).to(self.device)
-        self.q_opt = torch.optim.Adam(self.q.parameters(), lr=c.q_lr)
-        self.p_opt = torch.optim.Adam(self.sampler.parameters(), lr=c.policy_lr)
-        self.generator = torch.Generator().manual_seed(seeds[0])
+    keep_freed_memory()
+    from ..training import make_agent, make_env, train
+    from ..vectorized import make_stacked_agent
+    from ..vectorized_training import train_many
 
-    def _q(self, net: StackedMLP, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
-        """obs (S, B, o), act (S, B, n, d) -> (S, B, n)."""
-        S, B, n, d = act.shape
-        x = torch.cat([obs.unsqueeze(2).expand(S, B, n, obs.shape[-1]), act], -1)
-        return net(x.reshape(S, B * n, -1)).reshape(S, B, n)
+    cfg = SQLConfig.from_dict(cfg_dict)
+    probe = make_env(env_id, cfg)
+    o, d = probe.observation_space.shape[0], probe.action_space.shape[0]
+    probe.close()
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        if mode == "process":
+            train(make_agent(algo, o, d, cfg, seeds[0]), env_id, steps, seeds[0], tmp, progress=False)
+        else:
+            train_many(make_stacked_agent(algo, o, d, cfg, seeds), env_id, steps, [f"{tmp}/{s}" for s in seeds],
+                       progress=False)
+        queue.put(time.perf_counter() - t0)
 
-    def update(self, batch: dict[str, torch.Tensor]) -> None:
-        """batch tensors carry a leading seed axis: obs (S, B, o), reward (S, B), ..."""
-        c, S, d = self.config, self.S, self.act_dim
-        obs, act = batch["obs"].to(self.device), batch["action"].to(self.device)
-        B = obs.shape[1]
-        with torch.inference_mode():
-            a = (2.0 * torch.rand(S, B, c.value_samples, d, generator=self.generator) - 1.0).to(self.device)
-            v = soft_value_uniform_box(self._q(self.q_target, batch["next_obs"].to(self.device), a), c.alpha, d)
-            y = batch["reward"].to(self.device) + c.gamma * (1.0 - batch["terminated"].to(self.device)) * v
-        q = self._q(self.q, obs, act.unsqueeze(2)).squeeze(-1)
-        loss = 0.5 * (y.clone() - q).pow(2).mean(-1).sum()  # sum over seeds: independent gradients
-        self.q_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.q_opt.step()
 
-        K, nf = c.svgd_particles, c.n_fixed
-        xi = torch.randn(S, B, K, d, generator=self.generator).to(self.device)
-        x = torch.cat([obs.unsqueeze(2).expand(S, B, K, obs.shape[-1]), xi], -1).reshape(S, B * K, -1)
-        actions = torch.tanh(self.sampler(x)).reshape(S, B, K, d)
-        fixed = actions[:, :, :nf].detach().requires_grad_(True)
-        updated = actions[:, :, nf:]
-        grad_q = torch.autograd.grad(self._q(self.q, obs, fixed).sum(), fixed)[0]
-        fixed, targets = fixed.detach(), updated.detach()
-        h = median_bandwidth(pairwise_sq_dists(fixed, targets), c.bandwidth_rule, nf)
-        k, grad_k = rbf_kernel(fixed, targets, h)
-        direction = svgd_direction(k, grad_k, grad_q, c.alpha)
-        ploss = -(direction * updated).sum(-1).mean((-1, -2)).sum()
-        self.p_opt.zero_grad(set_to_none=True)
-        ploss.backward()
-        self.p_opt.step()
+def _timed_child(*args) -> float:
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    p = ctx.Process(target=_child, args=(*args, queue))
+    p.start()
+    wall = queue.get(timeout=3600)
+    p.join()
+    return wall
 
-    def sync_target(self) -> None:
-        self.q_target.load_state_dict(self.q.state_dict())
+
+def training_throughput(algo: str, tier: str, task: str, S_values: tuple[int, ...], steps_for, warmup: int) -> list[dict]:
+    """Rows {mode, S, seed_steps_per_s_per_core, speedup} for one (algo, task): the one-process-per-seed
+    figure first, then the stacked trainer at each S. `steps_for(S)` is the run length at S."""
+    env_id, _ = tier_config(tier, task, warmup, 1)
+    rows: list[dict[str, Any]] = []
+    steps = steps_for(1)
+    _, cfg = tier_config(tier, task, warmup, steps)
+    wall = _timed_child("process", algo, env_id, cfg.to_dict(), [0], steps)
+    base = steps / wall
+    rows.append({"algo": algo, "task": task, "tier": tier, "mode": "process per seed", "S": 1, "steps": steps,
+                 "warmup_steps": warmup, "wall_s": wall, "seed_steps_per_s_per_core": base, "speedup": 1.0})
+    for S in S_values:
+        steps = steps_for(S)
+        _, cfg = tier_config(tier, task, warmup, steps)
+        wall = _timed_child("stacked", algo, env_id, cfg.to_dict(), list(range(S)), steps)
+        rate = S * steps / wall
+        rows.append({"algo": algo, "task": task, "tier": tier, "mode": "stacked", "S": S, "steps": steps,
+                     "warmup_steps": warmup, "wall_s": wall, "seed_steps_per_s_per_core": rate, "speedup": rate / base})
+    return rows
+
+
+def update_flop_rate(algo: str, cfg: SQLConfig, S: int, obs_dim: int, act_dim: int, n: int = 20) -> dict[str, Any]:
+    """Counted FLOPs / time of one stacked update, and the same products replayed alone (1 thread)."""
+    from ..vectorized import make_stacked_agent
+    from .flops import MatmulReplay, count_flops, record_matmuls
+
+    torch.set_num_threads(1)
+    agent = make_stacked_agent(algo, obs_dim, act_dim, cfg, list(range(S)))
+    g = torch.Generator().manual_seed(0)
+    B = cfg.batch_size
+    batch = {"obs": torch.randn(S, B, obs_dim, generator=g), "action": torch.rand(S, B, act_dim, generator=g) * 2 - 1,
+             "reward": torch.randn(S, B, generator=g), "next_obs": torch.randn(S, B, obs_dim, generator=g),
+             "terminated": torch.zeros(S, B)}
+    agent.update(batch)
+    flops = count_flops(lambda: agent.update(batch))
+    replay = MatmulReplay(record_matmuls(lambda: agent.update(batch)))
+    upd, rep = [], []
+    for _ in range(5):  # interleaved, so both see the same machine load
+        t0 = time.perf_counter()
+        for _ in range(n):
+            agent.update(batch)
+        upd.append((time.perf_counter() - t0) / n)
+        t0 = time.perf_counter()
+        for _ in range(n):
+            replay.run()
+        rep.append((time.perf_counter() - t0) / n)
+    t_upd, t_rep = sorted(upd)[2], sorted(rep)[2]
+    return {"algo": algo, "S": S, "flops_per_update": flops, "update_ms": 1e3 * t_upd,
+            "achieved_gflops": flops / t_upd / 1e9, "matmul_rate_gflops": flops / t_rep / 1e9,
+            "ratio_to_matmul_rate": t_rep / t_upd}
