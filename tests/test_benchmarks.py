@@ -240,3 +240,47 @@ def test_full_smoke_tier_every_task_both_bodies(tmp_path):
     res, problems = _results(tmp_path)
     assert problems == [] and len(res) == len(runs) == 30
     assert {v.claim for v in claims.evaluate_claims(list(res.values()))} == set(claims.VERDICTS)
+
+
+# -- seeds and jobs ---------------------------------------------------------------------------------------
+def test_default_seeds_per_task_cover_fine_tuning_and_the_maze(capsys):
+    assert tiers.default_seeds("ci", "point_maze") == list(range(10))
+    assert tiers.default_seeds("ci", "point_pretrain") == tiers.default_seeds("ci", "point_umaze") == list(range(5))
+    runs = tiers.matrix("ci", None, None)
+    pre = {r.key for r in runs if r.task == "point_pretrain"}
+    assert all(r.init_from in pre for r in runs if r.init_from)  # every fine-tuning seed has its pretraining
+    assert cli_main(["--tier", "ci", "--dry-run"]) == 0
+    assert f"{len(runs)} runs" in capsys.readouterr().out
+
+
+def test_jobs_stack_runs_that_differ_only_in_their_seed(tmp_path):
+    runs = _runs(["multigoal", "point_finetune"], seeds=range(5))
+    jobs = runner.plan_jobs(runs, 3, tmp_path)
+    for job in jobs:
+        assert len({runner._group_key(r) for r in job}) == 1 and len(job) <= 3
+    assert sorted(len(j) for j in jobs if j[0].task == "multigoal") == [2, 2, 3, 3]  # 5 seeds at S = 3: 3 + 2
+    assert sorted(r.key for j in jobs for r in j) == sorted(r.key for r in runs)
+    assert all(len(j) == 1 for j in runner.plan_jobs(runs, 1, tmp_path))
+
+
+def test_runs_resumed_at_different_steps_go_to_different_jobs(tmp_path):
+    runs = _runs(["multigoal"], seeds=range(3))
+    sql = [r for r in runs if r.algo == "sql"]
+    s = runner.run_matrix(sql[:1], tmp_path, "inline", progress=False, seeds_per_process=4)
+    assert s["outcomes"][sql[0].key]["status"] == "completed"
+    (runner.run_dir(tmp_path, sql[0]) / "result.json").unlink()  # finished at 200 steps: a checkpoint, no result
+    jobs = runner.plan_jobs(sql, 4, tmp_path)
+    assert sorted(len(j) for j in jobs) == [1, 2]
+    s = runner.run_matrix(sql, tmp_path, "inline", progress=False, seeds_per_process=4)
+    assert all(o["status"] == "completed" for o in s["outcomes"].values())
+    res, _ = _results(tmp_path)
+    assert res[sql[1].key]["trainer"] == "vectorized" and res[sql[1].key]["group_seeds"] == [1, 2]
+
+
+def test_one_process_per_run_is_still_available(tmp_path):
+    runs = _runs(["multigoal"], seeds=(0,))
+    s = runner.run_matrix(runs, tmp_path, "inline", progress=False, seeds_per_process=1)
+    res, _ = _results(tmp_path)
+    assert s["seeds_per_process"] == 1 and {r["trainer"] for r in res.values()} == {"process"}
+    with pytest.raises(runner.RunnerError, match="seeds_per_process"):
+        runner.run_matrix(runs, tmp_path, "inline", progress=False, seeds_per_process=0)

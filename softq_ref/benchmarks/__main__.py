@@ -27,7 +27,7 @@ from ..cli import _unwritable
 from ..config import ConfigError
 from . import claims as claims_mod
 from .runner import DEFAULT_SEEDS_PER_PROCESS, EXECUTORS, RunnerError, _atomic_json, collect_results, run_matrix
-from .tiers import DEFAULT_TASKS, GROUPS, TASKS, TIERS, matrix
+from .tiers import DEFAULT_TASKS, GROUPS, TASKS, TIERS, default_seeds, matrix
 
 
 def _seeds(text: str) -> list[int]:
@@ -108,7 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tasks", default=None,
                     help=f"comma-separated tasks or groups (default: the tier's list). Tasks: {', '.join(TASKS)}; "
                          f"groups: {', '.join(GROUPS)}. Fine-tuning tasks add their pretraining task.")
-    ap.add_argument("--seeds", type=_seeds, default=[0], help="N (seeds 0..N-1), a list 3,4,5 or a range 10-14")
+    ap.add_argument("--seeds", type=_seeds, default=None,
+                    help="N (seeds 0..N-1), a list 3,4,5 or a range 10-14, for every task (default: the tier's seeds "
+                         "per task, tiers.DEFAULT_SEEDS: ci 5, point_maze 10, swimmer 6; smoke 1)")
     ap.add_argument("--out", default="runs", help="output root, results under OUT/<tier>/ (default runs/: git-ignored, "
                                                   "and where `nox -s report` looks for the newest results)")
     ap.add_argument("--executor", choices=EXECUTORS, default="process")
@@ -174,7 +176,9 @@ def main(argv: list[str] | None = None) -> int:
         counts: dict[str, int] = {}
         for o in summary["outcomes"].values():
             counts[o["status"]] = counts.get(o["status"], 0) + 1
-        _atomic_json(out / matrix_name, {"command": command, "tier": args.tier, "seeds": args.seeds,
+        _atomic_json(out / matrix_name, {"command": command, "tier": args.tier,
+                                           "seeds": args.seeds if args.seeds is not None else
+                                           {t: len(default_seeds(args.tier, t)) for t in dict.fromkeys(r.task for r in runs)},
                                            "runs": [r.key for r in runs], "counts": counts,
                                            "time": datetime.datetime.now(datetime.timezone.utc).isoformat(), **summary})
         print(f"matrix: {len(runs)} runs, {counts}, wall {summary['wall_time_s']:.1f} s "

@@ -104,7 +104,8 @@ def tracked_env_id(base_id: str, protocol: str, env_kwargs: dict[str, Any]) -> s
 
 def set_resume_state(row: dict[str, Any] | None) -> None:
     """Tracked values at the checkpoint (its metrics row), restored when the training loop rebuilds the env."""
-    _ACTIVE["resume"] = None if row is None else {k: float(v) for k, v in row.items() if v not in (None, "")}
+    _ACTIVE["resume"] = None if row is None else {k: float(v) for k, v in row.items()
+                                                   if any(k in t for t in _TRACKED.values()) and v not in (None, "")}
 
 
 def _discounted_eval(agent, env_id: str, config, n: int, gamma: float) -> dict[str, float]:
@@ -151,7 +152,8 @@ def make_evaluate(protocol: str, base_env_id: str, eval_episodes: int, config,
     `resume_row` (the checkpoint's metrics row) is merged into those statistics at the first call:
     they are running max / min, so merging late gives the values of an uninterrupted run.
     """
-    pending = [None if resume_row is None else {k: float(v) for k, v in resume_row.items() if v not in (None, "")}]
+    pending = [None if resume_row is None else
+               {k: float(v) for k, v in resume_row.items() if k in _TRACKED[protocol] and v not in (None, "")}]
 
     def evaluate(agent, env: gym.Env | None = None) -> dict:
         row: dict[str, Any] = {}

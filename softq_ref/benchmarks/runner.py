@@ -47,7 +47,7 @@ SCHEMA_VERSION = 1
 EXECUTORS = ("process", "ray", "inline")
 # Seeds of one (task, variant) trained stacked in one process (softq_ref.vectorized); see
 # softq_ref/perf/README.md for the measured throughput that sets it.
-DEFAULT_SEEDS_PER_PROCESS = 8
+DEFAULT_SEEDS_PER_PROCESS = 16
 
 
 class RunnerError(RuntimeError):

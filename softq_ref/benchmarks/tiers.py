@@ -155,12 +155,14 @@ _CI = {
                                 "the multigoal_ci preset's values; calibration (seeds 5, 6, no OU): 3 and 2 goals with "
                                 "them vs 2 and 1 without")),
                      eval_episodes=50),
-    "swimmer": _ci(30_000, 2000, 2000, 1000, {"max_episode_steps": 200},
-                   (Reduction("30,000 steps (paper 5M); horizon 200 (paper 500); finish line at 0.5 m (ours 2.0 m)",
-                              "5M SQL steps are ~40 h per seed on CPU. The open-loop forward gait crosses 0.5 m after "
-                              "~90 steps, so the line is still reachable only by committed forward swimming (random "
-                              "actions move centimetres) but within a 200-step episode"),),
-                   env_kwargs={"finish_line": 0.5}),
+    "swimmer": _ci(80_000, 4000, 4000, 1000, {"max_episode_steps": 200},
+                   (Reduction("80,000 steps (paper 5M); horizon 200 (paper 500); finish line at 1.0 m (ours 2.0 m)",
+                              "5M SQL steps are ~40 h per seed on CPU. Until 2026-12-03 the ci tier ran 30,000 steps "
+                              "with the line at 0.5 m: exploration alone reaches ~0.5-0.7 m there (a calibration run, "
+                              "README.md), so the line did not need a gait and the backward trap could not form. At "
+                              "80,000 steps the calibration run had learnt a gait (max x 1.0 m at 68,000, 1.9 m at "
+                              "140,000); 1.0 m is beyond exploration and within a 200-step episode of a gait"),),
+                   env_kwargs={"finish_line": 1.0}),
     "maze": _ci(20_000, 1000, 1000, 500, None,
                 (Reduction("point mass (paper: quadruped), 20,000 steps = 200 episodes of 100 (paper 5M)",
                            "the point mass takes the same two-passage decision at ~20 us per env step; 200 episodes "
@@ -199,10 +201,18 @@ TIERS: dict[str, dict[str, TierTask]] = {
     "smoke": {p: _smoke(p) for p in ("multigoal", "swimmer", "maze", "pretrain", "finetune")},
 }
 
+# Seeds per task when --seeds is not given: {"*": default count, task: count}; seeds 0..N-1.
+# ci: the maze claim needs >= 9 runs per algorithm at the paper's fractions (README.md, power analysis).
+DEFAULT_SEEDS: dict[str, dict[str, int]] = {
+    "smoke": {"*": 1},
+    "ci": {"*": 5, "point_maze": 10, "swimmer": 6},
+    "paper": {"*": 5},
+}
+
 DEFAULT_TASKS: dict[str, list[str]] = {
     "smoke": list(TASKS),
-    # ci: 85 runs at 5 seeds, measured 37 min on 2 workers (2026-11-21); the maze claim needs >= 9 seeds
-    # per algorithm, added by a second call `--tasks point_maze --seeds 5-9` (7 min): README.md.
+    # ci: 85 runs at 5 seeds, measured 37 min on 2 workers, one process per run (2026-11-21); now with the
+    # seeds of DEFAULT_SEEDS and the stacked trainer (README.md has the matrix and its wall time).
     "ci": ["multigoal", "swimmer", "point_maze", "point_pretrain", "point_hallway_wide", "point_hallway_narrow",
            "point_umaze"],
     "paper": ["multigoal", "swimmer", "ant_maze", *GROUPS["ant_finetune"]],
@@ -259,9 +269,19 @@ class RunDef:
                     eval_episodes=self.eval_episodes, env_kwargs=self.env_kwargs, init_from=self.init_from)
 
 
-def matrix(tier: str, tasks: list[str] | None, seeds: list[int], steps: int | None = None,
+def default_seeds(tier: str, task: str) -> list[int]:
+    """Seeds 0..N-1 with N the tier's count for `task` (DEFAULT_SEEDS); fine-tuning tasks and their
+    pretraining share one count, so every fine-tuning seed has its pretrained checkpoint."""
+    counts = DEFAULT_SEEDS.get(tier, {"*": 1})
+    td = TASKS[task]
+    names = [task] + [t for t, d in TASKS.items() if d.pretrain_task == task] + ([td.pretrain_task] if td.pretrain_task else [])
+    return list(range(max(counts.get(t, counts["*"]) for t in names)))
+
+
+def matrix(tier: str, tasks: list[str] | None, seeds: list[int] | None, steps: int | None = None,
            algos: list[tuple[str, str]] | None = None) -> list[RunDef]:
-    """Every run of `tasks` x variants x `seeds`; `algos` [(variant, algo)] replaces sql/ddpg (see `variants`).
+    """Every run of `tasks` x variants x `seeds` (None: the tier's `default_seeds` per task);
+    `algos` [(variant, algo)] replaces sql/ddpg (see `variants`).
 
     With `algos` and no `tasks`, the tier's default tasks are narrowed to the success-fraction ones.
     """
@@ -275,11 +295,11 @@ def matrix(tier: str, tasks: list[str] | None, seeds: list[int], steps: int | No
         td, tt = TASKS[task], tier_task(tier, task)
         cfg = tt.sql_config().to_dict()
         for variant, algo, pre in variants(task, algos):
-            for seed in seeds:
+            for seed in (default_seeds(tier, task) if seeds is None else seeds):
                 init = f"{td.pretrain_task}/{pre}/seed{seed}" if pre else None
                 runs.append(RunDef(tier, task, variant, algo, seed, td.env_id, int(steps or tt.steps), cfg, td.protocol,
                                    tt.eval_episodes, {**td.env_kwargs, **tt.env_kwargs}, init))
     return runs
 
 
-__all__.append("matrix")
+__all__ += ["matrix", "default_seeds", "DEFAULT_SEEDS"]
