@@ -303,7 +303,21 @@ def plan_jobs(runs: list[RunDef], seeds_per_process: int, out_root: str | os.Pat
         n = math.ceil(len(members) / seeds_per_process)  # equal-sized groups: 10 seeds at S = 8 -> 5 + 5
         size = math.ceil(len(members) / n)
         jobs += [members[i:i + size] for i in range(0, len(members), size)]
-    return jobs
+    return _longest_first(jobs)
+
+
+def _longest_first(jobs: list[list[RunDef]]) -> list[list[RunDef]]:
+    """Order jobs by their cost plus that of the runs waiting for them (fine-tuning on its pretraining),
+    longest first: with few jobs per worker, a long job started last sets the matrix's wall time.
+    Cost = env steps x (2 for SQL: its update costs ~2-5x DDPG's, perf README)."""
+    def cost(r: RunDef) -> float:
+        return r.steps * (2.0 if r.algo == "sql" else 1.0)
+    waiting: dict[str, float] = {}
+    for j in jobs:
+        for r in j:
+            if r.init_from:
+                waiting[r.init_from] = waiting.get(r.init_from, 0.0) + cost(r)
+    return sorted(jobs, key=lambda j: -sum(cost(r) + waiting.get(r.key, 0.0) for r in j))
 
 
 _NETWORKS = {"sql": ("q", "q_target", "sampler"), "ddpg": ("q", "q_target", "actor", "actor_target")}
