@@ -124,6 +124,10 @@ def success_fraction_verdict(claim: str, s_sql: int, n_sql: int, s_ddpg: int, n_
                                                   n_ddpg, "greater"),
         "runs_needed_per_algo_for_paper_effect": runs_needed(paper_sql, paper_ddpg, alpha),
     }
+    from .power import fraction_power_analysis
+
+    pa = fraction_power_analysis(claim, paper_sql, paper_ddpg, paper_runs, alpha, n_sql, n_ddpg)
+    tests["power"] = pa.to_dict()
     notes = []
     if tests["p_reverse_fisher_ddpg_gt_sql"] < alpha or tests["p_paper_binom_sql_below_p0"] < alpha:
         v = "not_reproduced"
@@ -135,7 +139,16 @@ def success_fraction_verdict(claim: str, s_sql: int, n_sql: int, s_ddpg: int, n_
             notes.append(f"underpowered: even the paper's fractions would give p = {tests['p_if_paper_fractions_at_this_n']:.3g} "
                          f"with {n_sql} / {n_ddpg} runs; about {tests['runs_needed_per_algo_for_paper_effect']} runs "
                          "per algorithm are needed")
+        notes.append(inconclusive_note(pa))
     return Verdict(claim, v, rule, statistic, paper, measured, tests, notes)
+
+
+def inconclusive_note(pa) -> str:
+    """'inconclusive: N runs per algorithm would decide it ...' from a power.PowerAnalysis."""
+    parts = [f"{'more than ' + str(200) if n is None else n} ({k})" for k, n in pa.runs_needed.items()]
+    plan = " / ".join(str(x) for x in pa.planned.values())
+    return (f"inconclusive at {plan} runs: the runs per algorithm that would decide it with power "
+            f"{pa.target_power:g} at alpha {pa.alpha:g}: " + "; ".join(parts))
 
 
 def _by_variant(results: list[dict], protocol: str) -> dict[str, list[dict]]:
@@ -233,6 +246,13 @@ def curve_verdict(claim: str, groups: dict[str, dict[str, list[float]]], compari
         if len(a) < 2 or len(b) < 2:
             notes.append(f"{t}: fewer than 2 runs of sql_pretrained or {c}; interval undefined")
     v = "not_reproduced" if any(below) else "reproduced" if all(above) else "inconclusive"
+    from .power import finetune_power_analysis
+
+    n_min = min((len(groups[t].get(k, [])) for t in groups for k in ("sql_pretrained", *comparisons)), default=0)
+    pa = finetune_power_analysis(claim, alpha, n_min)
+    tests["power"] = pa.to_dict()
+    if v == "inconclusive":
+        notes.append(inconclusive_note(pa))
     return Verdict(claim, v, rule, statistic, {"sql_pretrained": "above both DDPG variants (Figure 5)"},
                    measured, tests, notes)
 
@@ -290,6 +310,12 @@ def render_markdown(verdicts: list[Verdict]) -> str:
                              for t, g in v.measured.items())
             dec = "; ".join(f"{k} [{iv['low']:.3g}, {iv['high']:.3g}]" for k, iv in v.tests.get("intervals", {}).items())
         lines.append(f"| {v.claim} | **{v.verdict}** | {meas} | {dec} |")
+        pw = v.tests.get("power")
+        if pw:
+            plan = ", ".join(f"{k} {x}" for k, x in pw["planned"].items())
+            need = "; ".join(f"{k}: P(reproduced) = {pw['power_planned'][k]['reproduced']:.2f}, needed "
+                             f"{'> 200' if n is None else n}" for k, n in pw["runs_needed"].items())
+            lines.append(f"|  | power | runs: {plan} | {need} (power {pw['target_power']:g}) |")
         for n in v.notes:
             lines.append(f"|  | note | {n} | |")
     return "\n".join(lines) + "\n"

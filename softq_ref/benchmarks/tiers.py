@@ -176,6 +176,44 @@ _CI = {
                     eval_episodes=5),
 }
 
+# -- long: a single 2-core machine in <= 3 hours, with the quadruped ---------------------------------------
+# Sized from the measured costs in throughput.json (README.md, "The long tier"): one process per run per
+# core. Point-mass and swimmer runs keep the ci sizes with more steps; the quadruped runs use 2 x 128 units.
+# Entries keyed by task name (or "<body>_<protocol>") override the protocol's entry for that task.
+_LONG_ANT = {"hidden_sizes": [128, 128]}
+_R_LONG_ANT_NET = Reduction("quadruped: 2 x 128 hidden units, K = M = K_V = 16 (paper 2 x 200, 32 / 50)",
+                            "27-D observation, 8-D action: wider than the point-mass nets, at ~1/3 of the paper "
+                            "size's update cost (throughput.json)")
+
+
+def _long(steps: int, epoch: int, min_replay: int, target: int, extra: dict | None = None,
+          reductions: tuple[Reduction, ...] = (), eval_episodes: int = 0, env_kwargs: dict | None = None) -> TierTask:
+    return _ci(steps, epoch, min_replay, target, extra, reductions, eval_episodes, env_kwargs)
+
+
+_LONG: dict[str, TierTask] = {
+    "multigoal": _CI["multigoal"],
+    "swimmer": _long(100_000, 5000, 5000, 1000, {"max_episode_steps": 500},
+                     (Reduction("100,000 steps (paper 5M) = 200 episodes of 500 (the paper's horizon); finish line "
+                                "at 1.0 m (ours 2.0 m)",
+                                "placeholder"),),
+                     env_kwargs={"finish_line": 1.0}),
+    "maze": _long(40_000, 2000, 2000, 500, None,
+                  (Reduction("point mass, 40,000 steps = 400 episodes of 100 (paper: quadruped, 5M)",
+                             "placeholder"),)),
+    "ant_maze": _long(60_000, 5000, 5000, 1000, _LONG_ANT,
+                      (_R_LONG_ANT_NET, Reduction("60,000 steps = 120 episodes of 500 (paper 5M)", "placeholder"))),
+    "pretrain": _CI["pretrain"],
+    "ant_pretrain": _long(60_000, 5000, 5000, 1000, _LONG_ANT,
+                          (_R_LONG_ANT_NET, Reduction("60,000 steps (paper 5M)", "placeholder"))),
+    "finetune": _CI["finetune"],
+    "ant_finetune": _long(30_000, 3000, 3000, 1000, {**_LONG_ANT, "finetune_epochs": 2, "finetune_alpha_final": 1e-3,
+                                                     "finetune_noise_set_size": 16},
+                          (_R_LONG_ANT_NET, Reduction("30,000 steps = 10 epochs of 3000 (paper 200 of 10,000), anneal "
+                                                      "within 2 epochs (paper 20), K_xi 16", "placeholder")),
+                          eval_episodes=3),
+}
+
 # -- smoke: every task, a few hundred steps --------------------------------------------------------------
 _SMOKE_CFG = dict(hidden_sizes=[16, 16], svgd_particles=4, value_samples=4, batch_size=16, min_replay_size=50,
                   replay_size=1000, epoch_length=100, target_update_interval=50, policy_lr=1e-3)
@@ -196,6 +234,7 @@ def _smoke(protocol: str) -> TierTask:
 TIERS: dict[str, dict[str, TierTask]] = {
     "paper": _PAPER,
     "ci": _CI,
+    "long": _LONG,
     "smoke": {p: _smoke(p) for p in ("multigoal", "swimmer", "maze", "pretrain", "finetune")},
 }
 
@@ -206,6 +245,7 @@ DEFAULT_TASKS: dict[str, list[str]] = {
     "ci": ["multigoal", "swimmer", "point_maze", "point_pretrain", "point_hallway_wide", "point_hallway_narrow",
            "point_umaze"],
     "paper": ["multigoal", "swimmer", "ant_maze", *GROUPS["ant_finetune"]],
+    "long": ["swimmer", "point_maze", "ant_maze", "ant_pretrain", "ant_hallway_wide"],
 }
 
 
@@ -214,7 +254,12 @@ def tier_task(tier: str, task: str) -> TierTask:
         raise ConfigError(f"unknown tier {tier!r}; accepted: {sorted(TIERS)}")
     if task not in TASKS:
         raise ConfigError(f"unknown task {task!r}; accepted: {sorted(TASKS)} or groups {sorted(GROUPS)}")
-    return TIERS[tier][TASKS[task].protocol]
+    td, entries = TASKS[task], TIERS[tier]
+    for key in (task, f"{td.body}_{td.protocol}", td.protocol):  # most specific entry first
+        if key in entries:
+            return entries[key]
+    raise ConfigError(f"tier {tier!r} defines no entry for task {task!r} (looked up {task!r}, "
+                      f"{td.body + '_' + td.protocol!r}, {td.protocol!r})")
 
 
 def expand_tasks(names: list[str] | None, tier: str) -> list[str]:
