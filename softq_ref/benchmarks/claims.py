@@ -185,6 +185,12 @@ def _fraction_claim(spec, results: list[dict], protocol: str, roles: dict[str, s
         v.measured["min_distance"] = {k: [r["metrics"].get("min_distance") for r in g.get(k, [])] for k in ("sql", "ddpg")}
     if len(tiers) > 1 or len(tasks) > 1:
         v.notes.append(f"results pooled over tiers {tiers} and tasks {tasks}")
+    if len(tasks) > 1:  # e.g. the long tier's point-mass and quadruped mazes: each body's own fractions
+        v.measured["per_task"] = {t: {k: f"{sum(bool(r['metrics'].get('success')) for r in g.get(k, []) if r['task'] == t)}"
+                                         f"/{sum(1 for r in g.get(k, []) if r['task'] == t)}" for k in ("sql", "ddpg")}
+                                  for t in tasks}
+        v.notes.append("per task (SQL, DDPG successes): " + "; ".join(
+            f"{t} {c['sql']}, {c['ddpg']}" for t, c in v.measured["per_task"].items()))
     if "smoke" in tiers:
         v.notes.append("smoke-tier results: too short to learn; the verdict is not evidence about the paper")
     return v

@@ -142,7 +142,7 @@ def render_estimate(est: Estimate, workers: int) -> str:
     cpu = (m.get("machine") or {}).get("cpu", "?")
     load = m.get("load_average_before") or []
     lines = [f"cost estimate (throughput.json measured {m.get('date')} at {str(m.get('git_commit'))[:10]} on {cpu}, "
-             f"load average {round(load[0], 2) if load else "?"}; single-threaded, fastest of 4 repetitions):"]
+             f"load average {round(load[0], 2) if load else '?'}; single-threaded, fastest of 4 repetitions):"]
     for algo, (f, measured) in est.factors.items():
         if est.seeds_per_process == 1:
             lines.append(f"  {algo}: one process per run (seeds per process 1)")

@@ -37,6 +37,7 @@ Comparisons of one task share their SQL-pretrained sample, as in the rule. Effec
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -94,6 +95,7 @@ def fraction_power(p_sql: float, p_ddpg: float, n_sql: int, n_ddpg: int, alpha: 
             "inconclusive": float(w[dec == 0].sum())}
 
 
+@functools.lru_cache(maxsize=256)
 def runs_needed_for_power(p_sql: float, p_ddpg: float, alpha: float, p0: float, power: float = TARGET_POWER,
                           n_max: int = N_MAX) -> int | None:
     """Smallest n (= runs per algorithm) at which P(reproduced) >= power; None if none up to n_max.
@@ -224,12 +226,11 @@ def fraction_power_analysis(claim: str, paper_sql: float, paper_ddpg: float, pap
 def finetune_power_analysis(claim: str, alpha: float, n_per_variant: int) -> PowerAnalysis:
     power, needed = {}, {}
     for model in ("paper", "ci-2026-11-21b"):
-        eff = finetune_effects(model)
         key = (f"paper: every comparison at d = {FINETUNE_PAPER_D:g} SD" if model == "paper"
                else "our ci matrix's means and SDs (2026-11-21b)")
-        power[key] = (finetune_power(eff, n_per_variant, alpha) if n_per_variant >= 2 else
-                      {"reproduced": 0.0, "not_reproduced": 0.0, "inconclusive": 1.0})
-        needed[key] = finetune_runs_needed(eff, alpha)
+        power[key] = dict(_ft_power(model, int(n_per_variant), alpha)) if n_per_variant >= 2 else \
+            {"reproduced": 0.0, "not_reproduced": 0.0, "inconclusive": 1.0}
+        needed[key] = _ft_needed(model, alpha)
     notes = []
     if needed.get("our ci matrix's means and SDs (2026-11-21b)") is None:
         notes.append("at the ci matrix's effects (SQL pretrained below DDPG from scratch on the U-maze) no number "
@@ -238,6 +239,16 @@ def finetune_power_analysis(claim: str, alpha: float, n_per_variant: int) -> Pow
                                 "runs needed, seed 0); percentile bootstrap CI approximated by d +- z sqrt(var0/n)",
                          "3 point-mass tasks x 2 comparisons, equal runs per variant; effect models in power.py",
                          {"per_variant": int(n_per_variant)}, power, needed, alpha=alpha, notes=notes)
+
+
+@functools.lru_cache(maxsize=64)
+def _ft_power(model: str, n: int, alpha: float) -> tuple:
+    return tuple(finetune_power(finetune_effects(model), n, alpha).items())
+
+
+@functools.lru_cache(maxsize=8)
+def _ft_needed(model: str, alpha: float) -> int | None:
+    return finetune_runs_needed(finetune_effects(model), alpha)
 
 
 def claim_power_analysis(claim: str, params: dict, planned: dict[str, int]) -> PowerAnalysis:
