@@ -164,13 +164,13 @@ def main(argv: list[str] | None = None) -> int:
     analyses = _power_analyses(claim_runs, roles)
     for pa in analyses:
         print(render_power(pa))
-    if args.dry_run or args.steps is None:
-        try:
-            est = estimate(runs, load_table(args.throughput), args.seeds_per_process)
-            print(render_estimate(est, workers) if args.dry_run else
-                  f"cost estimate: {est.core_s / 3600:.2f} core-h, wall >= {est.wall_s(workers) / 3600:.2f} h on "
-                  f"{workers} worker(s) (--dry-run for the table)")
-        except (ValueError, CostError) as e:  # an unmeasured tier (smoke) or a bad table: no estimate, no failure
+    try:
+        est = estimate(runs, load_table(args.throughput), args.seeds_per_process)
+        print(render_estimate(est, workers) if args.dry_run else
+              f"cost estimate: {est.core_s / 3600:.2f} core-h, wall >= {est.wall_s(workers) / 3600:.2f} h on "
+              f"{workers} worker(s) (--dry-run for the table)")
+    except (ValueError, CostError) as e:  # an unmeasured tier (smoke) or a bad table: no estimate, no failure
+        if args.dry_run or args.throughput:
             print(f"no cost estimate: {e}")
     if args.dry_run:
         return 0

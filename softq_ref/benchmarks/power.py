@@ -265,11 +265,12 @@ def claim_power_analysis(claim: str, params: dict, planned: dict[str, int]) -> P
 def render_power(pa: PowerAnalysis) -> str:
     """Lines for the console and claims.md."""
     plan = ", ".join(f"{k} {v}" for k, v in pa.planned.items())
+    unit = "variant" if "per_variant" in pa.planned else "algorithm"
     lines = [f"power {pa.claim} (alpha {pa.alpha:g}, target {pa.target_power:g}): runs planned {plan}"]
     for k, p in pa.power_planned.items():
         need = pa.runs_needed.get(k)
         lines.append(f"  {k}: P(reproduced) = {p['reproduced']:.3f}, P(not_reproduced) = {p['not_reproduced']:.3f} "
-                     f"at the planned runs; runs needed per algorithm for power {pa.target_power:g}: "
+                     f"at the planned runs; runs needed per {unit} for power {pa.target_power:g}: "
                      f"{need if need is not None else f'> {N_MAX}'}")
     lines += [f"  note: {n}" for n in pa.notes]
     return "\n".join(lines)
