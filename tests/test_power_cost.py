@@ -202,3 +202,16 @@ def test_dry_run_prints_power_and_cost(capsys):
     assert "no cost estimate: throughput table has no act_us['smoke']" in capsys.readouterr().out
     assert bench_main(["--tier", "ci", "--dry-run", "--seeds-per-process", "0"]) == 2
     assert "--seeds-per-process 0: expected an integer >= 1" in capsys.readouterr().err
+
+
+def test_pooled_maze_verdict_breaks_successes_down_by_task():
+    def res(task, variant, ok):
+        return {"protocol": "maze", "task": task, "variant": variant, "tier": "long",
+                "metrics": {"success": ok, "min_distance": 1.0}}
+    rs = [res("point_maze", "sql", True)] * 3 + [res("point_maze", "ddpg", False)] * 3 + \
+         [res("ant_maze", "sql", False)] * 2 + [res("ant_maze", "ddpg", False)] * 2
+    spec = claims.claim_specs()["CLAIM.5_2.maze_passage"]
+    v = claims.maze_passage(spec, rs, roles=None)
+    assert v.measured["per_task"] == {"ant_maze": {"sql": "0/2", "ddpg": "0/2"},
+                                      "point_maze": {"sql": "3/3", "ddpg": "0/3"}}
+    assert any(n.startswith("per task (SQL, DDPG successes): ant_maze 0/2, 0/2; point_maze 3/3, 0/3") for n in v.notes)
