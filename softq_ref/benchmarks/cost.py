@@ -10,7 +10,7 @@ Per run (single-threaded, one process per run, as the runner executes it):
 with env / act / update in microseconds from `throughput.json` (`throughput.py`: measured at each measured
 tier's network sizes per body and algorithm). Not modelled: replay add / sample, per-epoch checkpoints (a
 paper-tier checkpoint holds a 1e6-transition replay buffer: ~1 s per 10,000-step epoch), and the slow-down of
-a machine shared with other jobs (the table is the fastest of 6 repetitions; the ci matrix ran ~2x slower
+a machine shared with other jobs (the table is the fastest of 4 repetitions; the ci matrix ran ~2x slower
 than this under load 5-10).
 
 Multi-seed hook. A trainer that trains S seeds of one (task, algorithm) in one process (issue 16, being built)
@@ -142,7 +142,7 @@ def render_estimate(est: Estimate, workers: int) -> str:
     cpu = (m.get("machine") or {}).get("cpu", "?")
     load = m.get("load_average_before") or []
     lines = [f"cost estimate (throughput.json measured {m.get('date')} at {str(m.get('git_commit'))[:10]} on {cpu}, "
-             f"load average {round(load[0], 2) if load else '?'}; single-threaded, fastest of 6 repetitions):"]
+             f"load average {round(load[0], 2) if load else '?'}; single-threaded, fastest of 4 repetitions):"]
     for algo, (f, measured) in est.factors.items():
         if est.seeds_per_process == 1:
             lines.append(f"  {algo}: one process per run (seeds per process 1)")

@@ -13,7 +13,7 @@ Measured single-threaded (`torch.set_num_threads(1)`, as every benchmark worker 
 
 The training loop's cost per env step is then env + act + (in the learning phase) `updates_per_step` x update,
 plus the replay add / sample and per-epoch bookkeeping (a few per cent, not modelled). Each figure is the
-fastest of 6 repetitions (50 updates, 200 acts or 500 env steps each). The file records
+fastest of 4 repetitions (50 updates, 200 acts or 500 env steps each). The file records
 when, where (CPU model, load average before and after) and at which commit it was measured: a table measured
 under load is slower than the machine, and says so.
 """
@@ -142,14 +142,14 @@ def measure_all(quick: bool = False, tiers: tuple[str, ...] = MEASURED_TIERS, lo
                    "threads": 1, "quick": quick, "load_average_before": list(load_before),
                    "bodies": BODIES, "env_step_us": {}, "act_us": {}, "update_us": {}}
     for env_id in env_ids:
-        table["env_step_us"][env_id] = round(measure_env(env_id, n=max(20, int(500 * scale)), repeats=1 if quick else 6), 2)
+        table["env_step_us"][env_id] = round(measure_env(env_id, n=max(20, int(500 * scale)), repeats=1 if quick else 4), 2)
         log(f"env {env_id}: {table['env_step_us'][env_id]:.1f} us/step")
     for tier in tiers:
         for body, task in BODIES.items():
             cfg = tier_task(tier, task).config
             for algo in ALGOS:
                 a, u = measure_agent(algo, TASKS[task].env_id, cfg, n_act=max(10, int(200 * scale)),
-                                     n_update=max(5, int(50 * scale)), repeats=1 if quick else 6)
+                                     n_update=max(5, int(50 * scale)), repeats=1 if quick else 4)
                 table["act_us"].setdefault(tier, {}).setdefault(body, {})[algo] = round(a, 1)
                 table["update_us"].setdefault(tier, {}).setdefault(body, {})[algo] = round(u, 1)
                 log(f"{tier:<5} {body:<9} {algo:<4}: act {a:8.0f} us, update {u:8.0f} us")
