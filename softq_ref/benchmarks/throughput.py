@@ -139,7 +139,7 @@ def measure_all(quick: bool = False, tiers: tuple[str, ...] = MEASURED_TIERS, lo
                    "git_commit": _git_commit(), "machine": {"cpu": _cpu_model(), "cores": os.cpu_count(),
                                                             "platform": platform.platform(), "python": platform.python_version(),
                                                             "torch": torch.__version__},
-                   "threads": 1, "quick": quick, "load_average_before": list(load_before),
+                   "threads": 1, "quick": quick, "repeats": 1 if quick else 4, "load_average_before": list(load_before),
                    "bodies": BODIES, "env_step_us": {}, "act_us": {}, "update_us": {}}
     for env_id in env_ids:
         table["env_step_us"][env_id] = round(measure_env(env_id, n=max(20, int(500 * scale)), repeats=1 if quick else 4), 2)
