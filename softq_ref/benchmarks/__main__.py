@@ -161,9 +161,9 @@ def main(argv: list[str] | None = None) -> int:
         for r in runs:
             print(f"{r.key:<45} {r.algo:<5} {r.env_id:<32} steps={r.steps}" + (f" init_from={r.init_from}" if r.init_from else ""))
         print(f"{len(runs)} runs (tier {args.tier}; default tasks {DEFAULT_TASKS[args.tier]})")
-    analyses = _power_analyses(claim_runs, roles)
-    for pa in analyses:
-        print(render_power(pa))
+    if args.algos is None or roles is not None:  # other algorithms without roles decide no claim
+        for pa in _power_analyses(claim_runs, roles):
+            print(render_power(pa))
     try:
         est = estimate(runs, load_table(args.throughput), args.seeds_per_process)
         print(render_estimate(est, workers) if args.dry_run else

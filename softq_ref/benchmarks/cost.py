@@ -49,6 +49,9 @@ def _lookup(table: dict, field: str, tier: str, body: str, algo: str) -> float:
         return float(table[field][tier][body][algo])
     except KeyError:
         have = {t: sorted(b) for t, b in table.get(field, {}).items()}
+        if tier in table.get(field, {}) and body in table[field][tier]:
+            raise CostError(f"throughput table has no {field}[{tier!r}][{body!r}][{algo!r}]: it measures the "
+                            f"algorithms {sorted(table[field][tier][body])} only") from None
         raise CostError(f"throughput table has no {field}[{tier!r}][{body!r}][{algo!r}]; measured: {have}. "
                         f"Measure it: python -m softq_ref.benchmarks.throughput --tiers {tier}") from None
 
