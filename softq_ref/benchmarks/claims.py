@@ -110,9 +110,12 @@ def success_fraction_verdict(claim: str, s_sql: int, n_sql: int, s_ddpg: int, n_
     paper = {"sql": paper_sql, "ddpg": paper_ddpg, "runs": paper_runs}
     measured = {"sql_successes": s_sql, "sql_runs": n_sql, "ddpg_successes": s_ddpg, "ddpg_runs": n_ddpg,
                 "sql_fraction": s_sql / n_sql if n_sql else None, "ddpg_fraction": s_ddpg / n_ddpg if n_ddpg else None}
+    from .power import fraction_power_analysis
+
+    pa = fraction_power_analysis(claim, paper_sql, paper_ddpg, paper_runs, alpha, n_sql, n_ddpg)
     if n_sql == 0 or n_ddpg == 0:
-        return Verdict(claim, "inconclusive", rule, statistic, paper, measured, {"alpha": alpha},
-                       [f"no finished runs for {'SQL' if n_sql == 0 else 'DDPG'}"])
+        return Verdict(claim, "inconclusive", rule, statistic, paper, measured, {"alpha": alpha, "power": pa.to_dict()},
+                       [f"no finished runs for {'SQL' if n_sql == 0 else 'DDPG'}", inconclusive_note(pa)])
     p0 = paper_rate_floor(paper_sql, paper_runs, alpha)
     tests = {
         "alpha": alpha,
@@ -124,9 +127,6 @@ def success_fraction_verdict(claim: str, s_sql: int, n_sql: int, s_ddpg: int, n_
                                                   n_ddpg, "greater"),
         "runs_needed_per_algo_for_paper_effect": runs_needed(paper_sql, paper_ddpg, alpha),
     }
-    from .power import fraction_power_analysis
-
-    pa = fraction_power_analysis(claim, paper_sql, paper_ddpg, paper_runs, alpha, n_sql, n_ddpg)
     tests["power"] = pa.to_dict()
     notes = []
     if tests["p_reverse_fisher_ddpg_gt_sql"] < alpha or tests["p_paper_binom_sql_below_p0"] < alpha:
@@ -147,7 +147,8 @@ def inconclusive_note(pa) -> str:
     """'inconclusive: N runs per algorithm would decide it ...' from a power.PowerAnalysis."""
     parts = [f"{'more than ' + str(200) if n is None else n} ({k})" for k, n in pa.runs_needed.items()]
     plan = " / ".join(str(x) for x in pa.planned.values())
-    return (f"inconclusive at {plan} runs: the runs per algorithm that would decide it with power "
+    unit = "variant" if "per_variant" in pa.planned else "algorithm"
+    return (f"inconclusive at {plan} runs: the runs per {unit} that would decide it with power "
             f"{pa.target_power:g} at alpha {pa.alpha:g}: " + "; ".join(parts))
 
 
@@ -239,8 +240,12 @@ def curve_verdict(claim: str, groups: dict[str, dict[str, list[float]]], compari
     measured: dict[str, Any] = {t: {v: list(x) for v, x in g.items()} for t, g in groups.items()}
     notes: list[str] = []
     if not pairs:
+        from .power import finetune_power_analysis
+
+        pa = finetune_power_analysis(claim, alpha, 0)
+        tests["power"] = pa.to_dict()
         return Verdict(claim, "inconclusive", rule, statistic, {"sql_pretrained": "fastest"}, measured, tests,
-                       ["no fine-tuning results"])
+                       ["no fine-tuning results", inconclusive_note(pa)])
     above, below = [], []
     for t, c in pairs:
         a, b = groups[t].get("sql_pretrained", []), groups[t].get(c, [])
