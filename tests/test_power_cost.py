@@ -177,7 +177,8 @@ def test_throughput_table_errors_name_the_file_and_field(tmp_path):
 
 def test_long_tier_fits_three_hours_on_two_cores_and_states_every_reduction():
     est = cost.estimate(tiers.matrix("long", None, list(range(5))), throughput.load_table())
-    assert est.wall_s(2) <= 3 * 3600 / 1.4, "the long tier must fit 3 h with a margin for a loaded machine"
+    # margin: the ci matrix took 1.1x its estimate on this machine at load ~1 (README.md, "Cost estimate")
+    assert est.wall_s(2) <= 3 * 3600 / 1.3, "the long tier must fit 3 h with a margin for a loaded machine"
     long = tiers.TIERS["long"]
     for key, tt in long.items():
         assert tt.reductions and all(r.why and "placeholder" not in r.why for r in tt.reductions), key
