@@ -206,9 +206,11 @@ _LONG: dict[str, TierTask] = {
                                 "at 1.5 m (ours 2.0 m)",
                                 "calibration (README.md, seeds 5 and 6, not the matrix's): at the ci sizes the SQL "
                                 "swimmer's max forward distance passes 1.0 m at step 66,000 in both seeds and 1.5 m at "
-                                "100,000-116,000 (horizon 200); with horizon 500 exploration alone reaches 0.6 m in "
-                                "the first 5,000 steps and 0.93 m by 20,000, so the line sits above that reach and "
-                                "below what a swimming policy covers in 500 steps. ~9 min per SQL run"),),
+                                "100,000-116,000 (horizon 200); with horizon 500 exploration reaches 0.6 m in the "
+                                "first 5,000 steps and +1.17 / -1.12 m by 60,000 without a gait, so the line sits "
+                                "above that reach and below what a swimming policy covers in 500 steps (the open-loop "
+                                "gait: 3.1 m). ~9 min per SQL run; not shown to be enough steps to swim at horizon "
+                                "500"),),
                      env_kwargs={"finish_line": 1.5}),
     "maze": _long(40_000, 2000, 2000, 500, None,
                   (Reduction("point mass, 40,000 steps = 400 episodes of 100 (paper: quadruped, 5M)",
