@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -26,7 +27,10 @@ from pathlib import Path
 from ..cli import _unwritable
 from ..config import ConfigError
 from . import claims as claims_mod
+from .cost import CostError, estimate, render_estimate
+from .power import claim_power_analysis, render_power
 from .runner import DEFAULT_SEEDS_PER_PROCESS, EXECUTORS, RunnerError, _atomic_json, collect_results, run_matrix
+from .throughput import load_table
 from .tiers import DEFAULT_TASKS, GROUPS, TASKS, TIERS, default_seeds, matrix
 
 
@@ -117,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=None, help="parallel worker processes (default: CPU cores)")
     ap.add_argument("--seeds-per-process", type=int, default=None, metavar="S",
                     help="train up to S seeds of one task and variant stacked in one process (SQL and DDPG; "
-                         f"default {DEFAULT_SEEDS_PER_PROCESS}); 1: one process per run")
+                         f"default {DEFAULT_SEEDS_PER_PROCESS}); 1: one process per run. The cost estimate uses the "
+                         "measured speed-up of each job's size (throughput.json's multiseed_speedup)")
     ap.add_argument("--ray-address", default=None, help="Ray cluster address (default: RAY_ADDRESS or a local instance)")
     ap.add_argument("--steps", type=int, default=None, help="override every run's steps (timing estimates only)")
     ap.add_argument("--algos", type=_algos, default=None, metavar="ALGO[,ALGO...]",
@@ -127,7 +132,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="decide the success-fraction claims with these variants in the roles sql / ddpg, "
                          "e.g. sql=sb3_sac,ddpg=sb3_ddpg; writes claims-<sql>-vs-<ddpg>.{json,md}")
     ap.add_argument("--claims-only", action="store_true", help="decide the claims from existing results; train nothing")
-    ap.add_argument("--dry-run", action="store_true", help="list the runs and exit")
+    ap.add_argument("--dry-run", action="store_true",
+                    help="list the runs, print each claim's power analysis and the cost estimate, and exit")
+    ap.add_argument("--throughput", default=None, metavar="FILE",
+                    help="measured throughput table for the cost estimate (default: the committed "
+                         "softq_ref/benchmarks/throughput.json)")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
     command = ["python", "-m", "softq_ref.benchmarks", *(sys.argv[1:] if argv is None else argv)]
@@ -147,10 +156,28 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if args.seeds_per_process is None:
+        args.seeds_per_process = DEFAULT_SEEDS_PER_PROCESS
+    if args.seeds_per_process < 1:
+        print(f"error: --seeds-per-process {args.seeds_per_process}: expected an integer >= 1", file=sys.stderr)
+        return 2
+    workers = args.workers or os.cpu_count() or 1
     if args.dry_run:
         for r in runs:
             print(f"{r.key:<45} {r.algo:<5} {r.env_id:<32} steps={r.steps}" + (f" init_from={r.init_from}" if r.init_from else ""))
         print(f"{len(runs)} runs (tier {args.tier}; default tasks {DEFAULT_TASKS[args.tier]})")
+    if args.algos is None or roles is not None:  # other algorithms without roles decide no claim
+        for pa in _power_analyses(claim_runs, roles):
+            print(render_power(pa))
+    try:
+        est = estimate(runs, load_table(args.throughput), args.seeds_per_process)
+        print(render_estimate(est, workers) if args.dry_run else
+              f"cost estimate: {est.core_s / 3600:.2f} core-h, wall >= {est.wall_s(workers) / 3600:.2f} h on "
+              f"{workers} worker(s) (--dry-run for the table)")
+    except (ValueError, CostError) as e:  # an unmeasured tier (smoke) or a bad table: no estimate, no failure
+        if args.dry_run or args.throughput:
+            print(f"no cost estimate: {e}")
+    if args.dry_run:
         return 0
     out = Path(args.out) / args.tier
     reason = _unwritable(out)
@@ -194,6 +221,29 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if bad else 0
 
 
+def _planned(runs: list, roles: dict[str, str] | None) -> dict[str, dict[str, int]]:
+    """claim -> runs planned: {'sql': n, 'ddpg': n} (success fractions, by role) or {'per_variant': n}."""
+    roles = claims_mod.check_roles(roles)
+    out: dict[str, dict[str, int]] = {}
+    by: dict[str, dict[tuple[str, str], int]] = {}
+    for r in runs:
+        claim = TASKS[r.task].claim
+        if claim:
+            d = by.setdefault(claim, {})
+            d[(r.task, r.variant)] = d.get((r.task, r.variant), 0) + 1
+    for claim, d in by.items():
+        if claim in claims_mod.ROLE_CLAIMS:
+            out[claim] = {role: sum(n for (_, v), n in d.items() if v == variant) for role, variant in roles.items()}
+        else:
+            out[claim] = {"per_variant": min(d.values())}
+    return out
+
+
+def _power_analyses(runs: list, roles: dict[str, str] | None) -> list:
+    specs = claims_mod.claim_specs()
+    return [claim_power_analysis(c, specs[c].params, plan) for c, plan in sorted(_planned(runs, roles).items())]
+
+
 def _decide_claims(args: argparse.Namespace, runs: list, roles: dict[str, str] | None, stem: Path) -> None:
     """Verdicts from the finished results of `runs` (with `roles`), written to <stem>.json and <stem>.md."""
     results, problems = collect_results(args.out, args.tier, runs)
@@ -201,11 +251,16 @@ def _decide_claims(args: argparse.Namespace, runs: list, roles: dict[str, str] |
         print(f"  {p}", file=sys.stderr)
     claim_ids = sorted({TASKS[r.task].claim for r in runs if TASKS[r.task].claim})
     verdicts = claims_mod.evaluate_claims(results, only=claim_ids, roles=roles)
-    head = {"tier": args.tier, "n_results": len(results), "problems": problems}
+    pas = _power_analyses(runs, roles)
+    head = {"tier": args.tier, "n_results": len(results), "problems": problems,
+            "power_planned": [pa.to_dict() for pa in pas]}
     if roles is not None:
         head["roles"] = roles  # which variants played the roles sql and ddpg
     _atomic_json(stem.with_name(stem.name + ".json"), {**head, "verdicts": [v.to_dict() for v in verdicts]})
     md = claims_mod.render_markdown(verdicts)
+    if pas:
+        md += "\nPower analysis of the planned matrix (printed before running):\n\n```\n" + "\n".join(
+            render_power(pa) for pa in pas) + "\n```\n"
     if roles is not None:
         md = "Roles: " + ", ".join(f"{r} <- `{v}`" for r, v in roles.items()) + "\n\n" + md
     stem.with_name(stem.name + ".md").write_text(md)

@@ -110,9 +110,12 @@ def success_fraction_verdict(claim: str, s_sql: int, n_sql: int, s_ddpg: int, n_
     paper = {"sql": paper_sql, "ddpg": paper_ddpg, "runs": paper_runs}
     measured = {"sql_successes": s_sql, "sql_runs": n_sql, "ddpg_successes": s_ddpg, "ddpg_runs": n_ddpg,
                 "sql_fraction": s_sql / n_sql if n_sql else None, "ddpg_fraction": s_ddpg / n_ddpg if n_ddpg else None}
+    from .power import fraction_power_analysis
+
+    pa = fraction_power_analysis(claim, paper_sql, paper_ddpg, paper_runs, alpha, n_sql, n_ddpg)
     if n_sql == 0 or n_ddpg == 0:
-        return Verdict(claim, "inconclusive", rule, statistic, paper, measured, {"alpha": alpha},
-                       [f"no finished runs for {'SQL' if n_sql == 0 else 'DDPG'}"])
+        return Verdict(claim, "inconclusive", rule, statistic, paper, measured, {"alpha": alpha, "power": pa.to_dict()},
+                       [f"no finished runs for {'SQL' if n_sql == 0 else 'DDPG'}", inconclusive_note(pa)])
     p0 = paper_rate_floor(paper_sql, paper_runs, alpha)
     tests = {
         "alpha": alpha,
@@ -124,6 +127,7 @@ def success_fraction_verdict(claim: str, s_sql: int, n_sql: int, s_ddpg: int, n_
                                                   n_ddpg, "greater"),
         "runs_needed_per_algo_for_paper_effect": runs_needed(paper_sql, paper_ddpg, alpha),
     }
+    tests["power"] = pa.to_dict()
     notes = []
     if tests["p_reverse_fisher_ddpg_gt_sql"] < alpha or tests["p_paper_binom_sql_below_p0"] < alpha:
         v = "not_reproduced"
@@ -135,7 +139,17 @@ def success_fraction_verdict(claim: str, s_sql: int, n_sql: int, s_ddpg: int, n_
             notes.append(f"underpowered: even the paper's fractions would give p = {tests['p_if_paper_fractions_at_this_n']:.3g} "
                          f"with {n_sql} / {n_ddpg} runs; about {tests['runs_needed_per_algo_for_paper_effect']} runs "
                          "per algorithm are needed")
+        notes.append(inconclusive_note(pa))
     return Verdict(claim, v, rule, statistic, paper, measured, tests, notes)
+
+
+def inconclusive_note(pa) -> str:
+    """'inconclusive: N runs per algorithm would decide it ...' from a power.PowerAnalysis."""
+    parts = [f"{'more than ' + str(200) if n is None else n} ({k})" for k, n in pa.runs_needed.items()]
+    plan = " / ".join(str(x) for x in pa.planned.values())
+    unit = "variant" if "per_variant" in pa.planned else "algorithm"
+    return (f"inconclusive at {plan} runs: the runs per {unit} that would decide it with power "
+            f"{pa.target_power:g} at alpha {pa.alpha:g}: " + "; ".join(parts))
 
 
 def _by_variant(results: list[dict], protocol: str) -> dict[str, list[dict]]:
@@ -172,6 +186,12 @@ def _fraction_claim(spec, results: list[dict], protocol: str, roles: dict[str, s
         v.measured["min_distance"] = {k: [r["metrics"].get("min_distance") for r in g.get(k, [])] for k in ("sql", "ddpg")}
     if len(tiers) > 1 or len(tasks) > 1:
         v.notes.append(f"results pooled over tiers {tiers} and tasks {tasks}")
+    if len(tasks) > 1:  # e.g. the long tier's point-mass and quadruped mazes: each body's own fractions
+        v.measured["per_task"] = {t: {k: f"{sum(bool(r['metrics'].get('success')) for r in g.get(k, []) if r['task'] == t)}"
+                                         f"/{sum(1 for r in g.get(k, []) if r['task'] == t)}" for k in ("sql", "ddpg")}
+                                  for t in tasks}
+        v.notes.append("per task (SQL, DDPG successes): " + "; ".join(
+            f"{t} {c['sql']}, {c['ddpg']}" for t, c in v.measured["per_task"].items()))
     if "smoke" in tiers:
         v.notes.append("smoke-tier results: too short to learn; the verdict is not evidence about the paper")
     return v
@@ -220,8 +240,12 @@ def curve_verdict(claim: str, groups: dict[str, dict[str, list[float]]], compari
     measured: dict[str, Any] = {t: {v: list(x) for v, x in g.items()} for t, g in groups.items()}
     notes: list[str] = []
     if not pairs:
+        from .power import finetune_power_analysis
+
+        pa = finetune_power_analysis(claim, alpha, 0)
+        tests["power"] = pa.to_dict()
         return Verdict(claim, "inconclusive", rule, statistic, {"sql_pretrained": "fastest"}, measured, tests,
-                       ["no fine-tuning results"])
+                       ["no fine-tuning results", inconclusive_note(pa)])
     above, below = [], []
     for t, c in pairs:
         a, b = groups[t].get("sql_pretrained", []), groups[t].get(c, [])
@@ -233,6 +257,13 @@ def curve_verdict(claim: str, groups: dict[str, dict[str, list[float]]], compari
         if len(a) < 2 or len(b) < 2:
             notes.append(f"{t}: fewer than 2 runs of sql_pretrained or {c}; interval undefined")
     v = "not_reproduced" if any(below) else "reproduced" if all(above) else "inconclusive"
+    from .power import finetune_power_analysis
+
+    n_min = min((len(groups[t].get(k, [])) for t in groups for k in ("sql_pretrained", *comparisons)), default=0)
+    pa = finetune_power_analysis(claim, alpha, n_min)
+    tests["power"] = pa.to_dict()
+    if v == "inconclusive":
+        notes.append(inconclusive_note(pa))
     return Verdict(claim, v, rule, statistic, {"sql_pretrained": "above both DDPG variants (Figure 5)"},
                    measured, tests, notes)
 
@@ -290,6 +321,12 @@ def render_markdown(verdicts: list[Verdict]) -> str:
                              for t, g in v.measured.items())
             dec = "; ".join(f"{k} [{iv['low']:.3g}, {iv['high']:.3g}]" for k, iv in v.tests.get("intervals", {}).items())
         lines.append(f"| {v.claim} | **{v.verdict}** | {meas} | {dec} |")
+        pw = v.tests.get("power")
+        if pw:
+            plan = ", ".join(f"{k} {x}" for k, x in pw["planned"].items())
+            need = "; ".join(f"{k}: P(reproduced) = {pw['power_planned'][k]['reproduced']:.2f}, needed "
+                             f"{'> 200' if n is None else n}" for k, n in pw["runs_needed"].items())
+            lines.append(f"|  | power | runs: {plan} | {need} (power {pw['target_power']:g}) |")
         for n in v.notes:
             lines.append(f"|  | note | {n} | |")
     return "\n".join(lines) + "\n"

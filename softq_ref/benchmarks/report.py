@@ -316,18 +316,22 @@ def build_report(results_dir: str, conformance: list[str] | None = None, out: st
 
 def _reductions(tier: str | None, rs: list[dict]) -> list[dict]:
     """The tier's departures from Appendix D (tiers.py), for the protocols in the report."""
-    from .tiers import TIERS
+    from .tiers import TASKS as _TASKS, TIERS, tier_task
 
     if tier not in TIERS:
         return []
     out, seen = [], set()
-    for proto in dict.fromkeys(r["protocol"] for r in rs):
-        for red in TIERS[tier][proto].reductions:
+    for task in dict.fromkeys(r["task"] for r in rs if r.get("task") in _TASKS):
+        proto = _TASKS[task].protocol
+        tt = tier_task(tier, task)
+        # labelled by protocol when the task uses its protocol's entry (the ci tier), else by task (long: ant_*)
+        label = proto if TIERS[tier].get(proto) is tt else task
+        for red in tt.reductions:
             key = (red.what, red.why)
             if key in seen:
                 continue
             seen.add(key)
-            out.append({"protocol": proto, "what": red.what, "why": red.why})
+            out.append({"protocol": label, "what": red.what, "why": red.why})
     return out
 
 
@@ -363,6 +367,21 @@ def render_markdown(rep: dict) -> str:
     for c in rep["claims"]:
         for n in c.get("notes", []):
             L.append(f"- `{c['claim']}`: {n}")
+    pw_rows = [(c["claim"], c["tests"]["power"]) for c in rep["claims"] if (c.get("tests") or {}).get("power")]
+    if pw_rows:
+        L += ["", "### Power", "",
+              "Probability that the claim's rule says `reproduced` at the runs of this report if the paper's effect "
+              "is true, and the runs per algorithm (fine-tuning: per variant) that reach power 0.8 at the claim's "
+              "alpha (`softq_ref/benchmarks/power.py`: exact enumeration for success fractions, simulation from a "
+              "normal model for fine-tuning).", "",
+              "| claim | assumption | runs here | P(reproduced) | P(not_reproduced) | runs for power 0.8 |",
+              "|---|---|---|---|---|---|"]
+        for cid, pw in pw_rows:
+            here = ", ".join(f"{k} {v}" for k, v in pw["planned"].items())
+            for k, p in pw["power_planned"].items():
+                need = pw["runs_needed"].get(k)
+                L.append(f"| `{cid}` | {k} | {here} | {_f(p['reproduced'])} | {_f(p['not_reproduced'])} | "
+                         f"{'> 200' if need is None else need} |")
     L += ["", "## Aggregates across seeds", "",
           "Per run, the claim's statistic (or the figure's, for pretraining). IQM = interquartile mean; P(better) = "
           "probability that a run of the SQL variant beats a run of this variant (P(X > Y) + 0.5 P(X = Y); lower "

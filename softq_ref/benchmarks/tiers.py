@@ -137,10 +137,11 @@ _R_BW = Reduction("bandwidth med^2 / log(n_fixed) (authors' code; paper D.1 text
 
 
 def _ci(steps: int, epoch: int, min_replay: int, target: int, extra: dict | None = None,
-        reductions: tuple[Reduction, ...] = (), eval_episodes: int = 0, env_kwargs: dict | None = None) -> TierTask:
+        reductions: tuple[Reduction, ...] = (), eval_episodes: int = 0, env_kwargs: dict | None = None,
+        net: Reduction = _R_NET) -> TierTask:
     cfg = {**_CI_SMALL, "epoch_length": epoch, "min_replay_size": min_replay, "target_update_interval": target,
            **(extra or {})}
-    base = (_R_NET, _R_PART, _R_LR, _R_POOL, _R_BW,
+    base = (net, _R_PART, _R_LR, _R_POOL, _R_BW,
             Reduction(f"epochs of {epoch} steps, learning from {min_replay} samples, target copy every {target} steps "
                       "(paper 10,000 / 10,000 / 1000)",
                       "keeps the paper's ratios (start after 1 epoch, ~10 copies per epoch) at the shorter run length"))
@@ -178,6 +179,65 @@ _CI = {
                     eval_episodes=5),
 }
 
+# -- long: a single 2-core machine in <= 3 hours, with the quadruped ---------------------------------------
+# Sized from the measured costs in throughput.json (README.md, "The long tier"): one process per run per
+# core. Point-mass and swimmer runs keep the ci sizes with more steps; the quadruped runs use 2 x 128 units.
+# Entries keyed by task name (or "<body>_<protocol>") override the protocol's entry for that task.
+_LONG_ANT = {"hidden_sizes": [128, 128]}
+_R_LONG_ANT_NET = Reduction("quadruped: 2 x 128 hidden units (paper 2 x 200)",
+                            "29-D observation, 8-D action: wider than the point-mass nets, at ~1/3 of the paper size's "
+                            "SQL update cost (7.0 vs 19.6 ms, throughput.json)")
+_R_LONG_ANT_BUDGET = ("a quadruped SQL step costs ~7.7 ms here (env 0.49 ms + update 7.0 ms, throughput.json), so "
+                      "60,000 steps are ~8 min per run and the 10 runs of a task at 5 seeds ~1 core-hour, a third of "
+                      "the machine's 3-hour budget on 2 cores. The paper trains 5M steps; at 60,000 the quadruped is "
+                      "still learning to locomote, so these runs test the pipeline and early exploration, and a "
+                      "verdict from them is about that budget, not the paper's")
+
+
+def _long(steps: int, epoch: int, min_replay: int, target: int, extra: dict | None = None,
+          reductions: tuple[Reduction, ...] = (), eval_episodes: int = 0, env_kwargs: dict | None = None,
+          ant: bool = False) -> TierTask:
+    return _ci(steps, epoch, min_replay, target, extra, reductions, eval_episodes, env_kwargs,
+               net=_R_LONG_ANT_NET if ant else _R_NET)
+
+
+_LONG: dict[str, TierTask] = {
+    "multigoal": _CI["multigoal"],  # reproduced at the ci tier already; not in the long tier's default tasks
+    "swimmer": _long(125_000, 5000, 5000, 1000, {"max_episode_steps": 500},
+                     (Reduction("125,000 steps (paper 5M) = 250 episodes of 500 (the paper's horizon); finish line "
+                                "at 1.5 m (ours 2.0 m)",
+                                "calibration (README.md, seeds 5 and 6, not the matrix's): at the ci sizes the SQL "
+                                "swimmer's max forward distance passes 1.0 m at step 66,000 in both seeds and 1.5 m at "
+                                "100,000-116,000 (horizon 200); with horizon 500 exploration reaches 0.6 m in the "
+                                "first 5,000 steps and +1.17 / -1.12 m by 60,000 without a gait, so the line sits "
+                                "above that reach and below what a swimming policy covers in 500 steps (the open-loop "
+                                "gait: 3.1 m). ~9 min per SQL run; not shown to be enough steps to swim at horizon "
+                                "500"),),
+                     env_kwargs={"finish_line": 1.5}),
+    "maze": _long(40_000, 2000, 2000, 500, None,
+                  (Reduction("point mass, 40,000 steps = 400 episodes of 100 (paper: quadruped, 5M)",
+                             "twice the ci length, so a run that commits early has 200 more episodes to find the "
+                             "lower passage (the ci matrix: 9/10 SQL and 9/10 DDPG runs found it in 200); ~2.5 min "
+                             "per SQL run, so 13 seeds (power 0.8 at the paper's 1.0 vs 0.6) cost ~0.9 core-hours"),)),
+    "ant_maze": _long(60_000, 5000, 5000, 1000, _LONG_ANT,
+                      (Reduction("quadruped two-passage maze, 60,000 steps = 120 episodes of 500 (paper 5M); epochs "
+                                 "of 5000", _R_LONG_ANT_BUDGET),), ant=True),
+    "pretrain": _CI["pretrain"],  # the point-mass pretraining of the ci tier (long runs the quadruped's)
+    "ant_pretrain": _long(60_000, 5000, 5000, 1000, _LONG_ANT,
+                          (Reduction("quadruped arena pretraining, 60,000 steps (paper 5M)", _R_LONG_ANT_BUDGET),),
+                          ant=True),
+    "finetune": _CI["finetune"],
+    "ant_finetune": _long(30_000, 3000, 3000, 1000, {**_LONG_ANT, "finetune_epochs": 2, "finetune_alpha_final": 1e-3,
+                                                     "finetune_noise_set_size": 16},
+                          (Reduction("quadruped fine-tuning, 30,000 steps = 10 epochs of 3000 (paper 200 of 10,000); "
+                                     "alpha annealed within 2 epochs (paper 20), K_xi 16; 3 evaluation roll-outs per "
+                                     "epoch (paper 10); default tasks: the wide hallway only",
+                                     "the same schedule shape (anneal in the first 10-20%) at ~4 min per SQL run; one "
+                                     "hallway of three because each costs ~0.8 core-hours at 5 seeds x 3 variants "
+                                     "(the other two run with --tasks ant_hallway_narrow,ant_umaze)"),),
+                          eval_episodes=3, ant=True),
+}
+
 # -- smoke: every task, a few hundred steps --------------------------------------------------------------
 _SMOKE_CFG = dict(hidden_sizes=[16, 16], svgd_particles=4, value_samples=4, batch_size=16, min_replay_size=50,
                   replay_size=1000, epoch_length=100, target_update_interval=50, policy_lr=1e-3)
@@ -198,6 +258,7 @@ def _smoke(protocol: str) -> TierTask:
 TIERS: dict[str, dict[str, TierTask]] = {
     "paper": _PAPER,
     "ci": _CI,
+    "long": _LONG,
     "smoke": {p: _smoke(p) for p in ("multigoal", "swimmer", "maze", "pretrain", "finetune")},
 }
 
@@ -216,6 +277,7 @@ DEFAULT_TASKS: dict[str, list[str]] = {
     "ci": ["multigoal", "swimmer", "point_maze", "point_pretrain", "point_hallway_wide", "point_hallway_narrow",
            "point_umaze"],
     "paper": ["multigoal", "swimmer", "ant_maze", *GROUPS["ant_finetune"]],
+    "long": ["swimmer", "point_maze", "ant_maze", "ant_pretrain", "ant_hallway_wide"],
 }
 
 
@@ -224,7 +286,12 @@ def tier_task(tier: str, task: str) -> TierTask:
         raise ConfigError(f"unknown tier {tier!r}; accepted: {sorted(TIERS)}")
     if task not in TASKS:
         raise ConfigError(f"unknown task {task!r}; accepted: {sorted(TASKS)} or groups {sorted(GROUPS)}")
-    return TIERS[tier][TASKS[task].protocol]
+    td, entries = TASKS[task], TIERS[tier]
+    for key in (task, f"{td.body}_{td.protocol}", td.protocol):  # most specific entry first
+        if key in entries:
+            return entries[key]
+    raise ConfigError(f"tier {tier!r} defines no entry for task {task!r} (looked up {task!r}, "
+                      f"{td.body + '_' + td.protocol!r}, {td.protocol!r})")
 
 
 def expand_tasks(names: list[str] | None, tier: str) -> list[str]:

@@ -47,7 +47,7 @@ _PROTOCOL_METRICS = {"multigoal": ("goals_reached", "success"), "swimmer": ("max
 # protocol -> (the per-run statistic of its claim or figure, True if higher is better)
 PRIMARY_METRIC = {"multigoal": ("goals_reached", True), "swimmer": ("max_x", True), "maze": ("min_distance", False),
                   "pretrain": ("max_travel", True), "finetune": ("mean_discounted_return", True)}
-_TIER_ORDER = ("paper", "ci", "smoke")  # tie-break when two tiers have as many results
+_TIER_ORDER = ("paper", "long", "ci", "smoke")  # tie-break when two tiers have as many results
 
 
 @dataclass
