@@ -58,7 +58,7 @@ def _lookup(table: dict, field: str, tier: str, body: str, algo: str) -> float:
 
 def _factor_value(v: Any, S: Any) -> float:
     if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-        raise CostError(f"multiseed_speedup[{S!r}] = {v!r}: expected a positive number "
+        raise CostError(f"multiseed_speedup[{S}] = {v!r}: expected a positive number "
                         "(seed-steps per core-second with S seeds per process / with one process per seed)")
     return float(v)
 
@@ -137,12 +137,14 @@ def estimate(runs: list[RunDef], table: dict, seeds_per_process: int = 1, speedu
     if speedup is None:
         speedup = table.get("multiseed_speedup", {})
     group = {r.key: 1 for r in runs}  # the runner's jobs: seeds of one task and variant stacked, up to S
+    job_of = {r.key: (r.key,) for r in runs}
     if seeds_per_process > 1:
         from .runner import _stackable, plan_jobs
 
         for job in plan_jobs(runs, seeds_per_process, "/nonexistent-cost-estimate"):
             for r in job:
                 group[r.key] = len(job) if r.algo in _stackable() else 1
+                job_of[r.key] = tuple(x.key for x in job)
     stacked = seeds_per_process > 1
     per_run = {r.key: run_core_s(r, table, group[r.key], speedup, stacked and r.algo in _stackable_algos())
                for r in runs}
@@ -160,11 +162,11 @@ def estimate(runs: list[RunDef], table: dict, seeds_per_process: int = 1, speedu
         t["max_run_s"] = max(t["max_run_s"], c)
         for claim in ({TASKS[r.task].claim} if TASKS[r.task].claim else dependents.get(r.task, {"(no claim)"})):
             per_claim[claim] += c
-    chain = 0.0
+    chain = 0.0  # a job's runs share one core: the longest job, after the pretraining job it waits for
     for r in runs:
-        c = per_run[r.key]
+        c = sum(per_run[k] for k in job_of[r.key])
         if r.init_from and r.init_from in per_run:
-            c += per_run[r.init_from]
+            c += sum(per_run[k] for k in job_of[r.init_from])
         chain = max(chain, c)
     factors = {a: speedup_factor(speedup, seeds_per_process, a, stacked and a in _stackable_algos())
                for a in sorted({r.algo for r in runs})}
@@ -201,7 +203,7 @@ def render_estimate(est: Estimate, workers: int) -> str:
     for claim, c in sorted(est.per_claim.items()):
         lines.append(f"  claim {claim}: {c / 3600:.2f} core-h")
     lines.append(f"  total: {est.runs} runs, {est.core_s / 3600:.2f} core-h; wall >= {_dur(est.wall_s(workers))} "
-                 f"on {workers} worker(s) (longest pretrain -> fine-tune chain {_dur(est.longest_chain_s)}); "
+                 f"on {workers} worker(s) (longest job, after the pretraining job it waits for: {_dur(est.longest_chain_s)}); "
                  "a shared machine is slower")
     return "\n".join(lines)
 
