@@ -202,7 +202,9 @@ def test_dry_run_prints_power_and_cost(capsys):
     assert "power CLAIM.5_2.maze_passage" in out and "runs needed per algorithm for power 0.8: 13" in out
     assert "cost estimate (throughput.json measured" in out and "core-h" in out and "on 2 worker(s)" in out
     assert bench_main(["--tier", "long", "--seeds", "2", "--dry-run", "--seeds-per-process", "16"]) == 0
-    assert "factor 1.0 assumed" in capsys.readouterr().out
+    assert "jobs of [2] seeds), measured speed-up factor 3.35 at S = 16" in capsys.readouterr().out
+    assert bench_main(["--tier", "long", "--seeds", "2", "--dry-run", "--seeds-per-process", "1"]) == 0
+    assert "one process per run (seeds per process 1)" in capsys.readouterr().out
     assert bench_main(["--tier", "smoke", "--seeds", "1", "--dry-run"]) == 0  # unmeasured tier: no estimate
     assert "no cost estimate: throughput table has no act_us['smoke']" in capsys.readouterr().out
     assert bench_main(["--tier", "ci", "--dry-run", "--seeds-per-process", "0"]) == 2
