@@ -267,6 +267,9 @@ TIERS: dict[str, dict[str, TierTask]] = {
 DEFAULT_SEEDS: dict[str, dict[str, int]] = {
     "smoke": {"*": 1},
     "ci": {"*": 5, "point_maze": 10, "swimmer": 6},
+    # long: the swimmer and maze claims at power 0.8 (33 and 13 runs per algorithm at the paper's fractions),
+    # affordable with the stacked trainer (README.md, "The long tier")
+    "long": {"*": 5, "swimmer": 33, "point_maze": 13},
     "paper": {"*": 5},
 }
 
