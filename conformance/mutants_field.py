@@ -344,3 +344,77 @@ class AgentNoRepulsiveTerm(Mutant):
     # The trained specs see the consequence: a policy collapsed onto one mode (no dip, one goal).
     catches = ("ALG1.policy_update_alphas", "ALG1.policy_update_eq13", "ALG1.bandit_optimum", "ALG1.multigoal_coverage")
     agent_class = _NoRepulsionAgent
+
+
+# -- the target copy schedule under target_update = "hard(N)" (ALG1.target_frozen) ----------------------------
+class _OwnTargetSchedule(SoftQLearning):
+    """The implementation copies theta -> theta-bar itself, counting its own training steps (q_update calls).
+
+    `copies_at(step)` is the loop's condition; the correct one is step % every == 0."""
+
+    every = 4
+
+    def copies_at(self, step: int) -> bool:
+        return step % self.every == 0
+
+    def q_update(self, batch):
+        out = super().q_update(batch)
+        self.training_steps = getattr(self, "training_steps", 0) + 1
+        if self.copies_at(self.training_steps):
+            self.sync_target()
+        return out
+
+
+class _CopiesEveryStep(_OwnTargetSchedule):
+    def copies_at(self, step):
+        return True
+
+
+class _NeverCopies(_OwnTargetSchedule):
+    def copies_at(self, step):
+        return False
+
+
+class _CopiesEvery2N(_OwnTargetSchedule):
+    def copies_at(self, step):
+        return step % (2 * self.every) == 0
+
+
+class _CopiesOnNonMultiples(_OwnTargetSchedule):
+    def copies_at(self, step):
+        return bool(step % self.every)  # `if step % N:` instead of `if step % N == 0:`
+
+
+class OwnTargetSchedule:
+    """Mixin: the reference agent declaring target_update = "hard(4)" (copies inside q_update, no sync_target)."""
+
+    agent_class = _OwnTargetSchedule
+    sync_target = None  # the schedule is the implementation's own business under hard(N)
+
+    def __init__(self, config=None):
+        super().__init__(config)
+        self.conventions = {**self.conventions, "target_update": f"hard({_OwnTargetSchedule.every})"}
+
+
+class TargetCopiedEveryStep(OwnTargetSchedule, Mutant):
+    bug = "declares target_update = hard(4) but copies theta -> theta-bar after every training step"
+    catches = ("ALG1.target_frozen",)
+    agent_class = _CopiesEveryStep
+
+
+class TargetNeverCopied(OwnTargetSchedule, Mutant):
+    bug = "declares target_update = hard(4) but never copies theta -> theta-bar (the copy is never reached)"
+    catches = ("ALG1.target_frozen",)
+    agent_class = _NeverCopies
+
+
+class TargetCopyIntervalDoubled(OwnTargetSchedule, Mutant):
+    bug = "declares target_update = hard(4) but copies every 8 training steps (interval off by a factor of 2)"
+    catches = ("ALG1.target_frozen",)
+    agent_class = _CopiesEvery2N
+
+
+class TargetCopyConditionInverted(OwnTargetSchedule, Mutant):
+    bug = "target copy under `if step % N:` (every step but the multiples of N) instead of `if step % N == 0:`"
+    catches = ("ALG1.target_frozen",)
+    agent_class = _CopiesOnNonMultiples
