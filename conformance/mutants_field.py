@@ -418,3 +418,33 @@ class TargetCopyConditionInverted(OwnTargetSchedule, Mutant):
     bug = "target copy under `if step % N:` (every step but the multiples of N) instead of `if step % N == 0:`"
     catches = ("ALG1.target_frozen",)
     agent_class = _CopiesOnNonMultiples
+
+
+# -- a temperature on the wrong power (issue 14 section 3; D.small_alpha) -------------------------------------
+class _SamplerRepulsionPower:
+    """Mixin: fit_sampler whose eq. 13 repulsive term is alpha^power grad k (the driving term k grad Q unchanged)."""
+
+    power = 1.0
+
+    def fit_sampler(self, energy, action_dim, alpha, steps, seed):
+        from softq_ref.sampler import train_sampler
+
+        torch.manual_seed(seed)
+        net = self.sampler_network(1, action_dim, (64, 64))
+        gen = torch.Generator().manual_seed(seed)
+        train_sampler(net, lambda o, a: energy(a), torch.zeros(1, 1), alpha**self.power, steps, lr=1e-3,
+                      n_particles=32, bandwidth_rule=self.config.bandwidth_rule, squash_correction="none", generator=gen)
+        return net, gen
+
+
+class SamplerRepulsionAlphaSquared(_SamplerRepulsionPower, Mutant):
+    bug = "the sampler's eq. 13 repulsive term is alpha^2 grad k instead of alpha grad k (fits exp(Q/alpha^2))"
+    catches = ("D.small_alpha",)
+    power = 2.0
+
+
+class SamplerRepulsionWithoutAlpha(_SamplerRepulsionPower, Mutant):
+    bug = ("the sampler's eq. 13 repulsive term is grad k without alpha (the reward-scale code's alpha = 1 mixed "
+           "with the paper's Q): fits exp(Q)")
+    catches = ("D.small_alpha",)
+    power = 0.0
