@@ -448,3 +448,42 @@ class SamplerRepulsionWithoutAlpha(_SamplerRepulsionPower, Mutant):
            "with the paper's Q): fits exp(Q)")
     catches = ("D.small_alpha",)
     power = 0.0
+
+
+# -- n-step returns (ALG1.nstep_discount): a small stand-in, since the reference has none --------------------
+class _NStepAgent(SoftQLearning):
+    """The reference agent with n-step targets: reward (B, n) = r_t..r_(t+n-1), next_obs = s_(t+n);
+    a (B,) reward is a one-step transition (what every other agent spec sends)."""
+
+    def bootstrap_discount(self, n: int) -> float:
+        return self.config.gamma**n
+
+    def td_target(self, batch):
+        r = batch["reward"]
+        if r.dim() == 1:
+            return super().td_target(batch)
+        n = r.shape[1]
+        disc = self.config.gamma ** torch.arange(n, dtype=r.dtype)
+        v_next = self.soft_value_target(batch["next_obs"])
+        return self.reward_scale * (r * disc).sum(1) + self.bootstrap_discount(n) * (1.0 - batch["terminated"]) * v_next
+
+
+class _NStepBootstrapGamma(_NStepAgent):
+    def bootstrap_discount(self, n):
+        return self.config.gamma  # the one-step discount kept for the n-step bootstrap
+
+
+class NStepStandIn:
+    """Mixin: an adapter declaring 3-step returns (n_step = "3") on the reference agent."""
+
+    agent_class = _NStepAgent
+
+    def __init__(self, config=None):
+        super().__init__(config)
+        self.conventions = {**self.conventions, "n_step": "3"}
+
+
+class NStepBootstrapGamma(NStepStandIn, Mutant):
+    bug = "n-step returns whose bootstrap term is discounted by gamma instead of gamma^n"
+    catches = ("ALG1.nstep_discount",)
+    agent_class = _NStepBootstrapGamma
