@@ -487,3 +487,18 @@ class NStepBootstrapGamma(NStepStandIn, Mutant):
     bug = "n-step returns whose bootstrap term is discounted by gamma instead of gamma^n"
     catches = ("ALG1.nstep_discount",)
     agent_class = _NStepBootstrapGamma
+
+
+class _TDTemperatureSquared(SoftQLearning):
+    def soft_value_target(self, next_obs):
+        with torch.no_grad():
+            q = self.q_target(next_obs, self.proposal_actions(next_obs.shape[0]))
+            return soft_value_uniform_box(q, self.internal_alpha**2, self.act_dim)  # eq. 10 at alpha^2
+
+
+class TDTemperatureSquared(Mutant):
+    bug = "eq. 10 value target evaluated at alpha^2 instead of alpha (the temperature applied twice)"
+    # ALG1.td_target_terms fails it at alpha 0.05 (V_hat below alpha d log 2 + min_a Q_target); ALG1.td_target_eq10
+    # (alpha 0.5) names the alpha^2 reading of the ratio among its candidates.
+    catches = ("ALG1.td_target_terms", "ALG1.td_target_eq10")
+    agent_class = _TDTemperatureSquared
