@@ -58,5 +58,9 @@ def test_mutant_is_caught(name):
 def test_reference_passes_every_spec():
     only = [s for s in load_check_specs() if s not in SLOW]
     rep = run_suite(reference(), RunOptions(only=only))
-    bad = {r.spec.id: (r.status, r.message) for r in rep.results if r.status != "pass"}
+    # the reference has no n-step returns: the n-step spec does not apply to it, and says why
+    na = {"ALG1.nstep_discount": "n_step = 1"}
+    bad = {r.spec.id: (r.status, r.message) for r in rep.results
+           if r.status != "pass" and not (r.status == "not_applicable" and na.get(r.spec.id, "\0") in r.message)}
     assert not bad, bad
+    assert {r.spec.id for r in rep.results if r.status == "not_applicable"} == set(na)
