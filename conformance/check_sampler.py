@@ -180,8 +180,9 @@ def _d_small_alpha_run(ctx: Ctx, run: int) -> None:
     ratio = x.std(0) / sd_t
     ctx.measure("std ratio (sampled / target) per axis", np.round(ratio, 4))
     hint = (f"at alpha = {alpha:g} the target exp(Q/alpha) is still the four-bump mixture m (Q = alpha log m); a "
-            "sampler whose eq. 13 repulsive term or squash correction carries the wrong power of alpha fits m^(1/alpha) "
-            "(mass piles on the heaviest bump, spread too small) or m^alpha (nearly uniform, spread too large)")
+            "sampler whose eq. 13 repulsive term carries the wrong power of alpha fits m^(1/alpha) (alpha^2 grad k: "
+            "mass piles on the heaviest bump, spread too small) or m^alpha (grad k without alpha: nearly uniform, "
+            "spread too large)")
     for i in range(4):
         ctx.le(f"|p_hat - p| in quadrant {i} (alpha={alpha:g})", abs(ph[i] - pc[i]),
                p["eps"] + z * math.sqrt(pc[i] * (1 - pc[i]) / N), f"target {pc[i]:.4f}, sampled {ph[i]:.4f}; {hint}")
