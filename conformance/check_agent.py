@@ -266,6 +266,12 @@ def _bandit_run(ctx: Ctx, run: int) -> None:
            "the sampler has no dip between the modes: a unimodal policy cannot represent exp(r/alpha)/Z")
 
 
+@check("ALG1.bandit_small_alpha")
+def alg1_bandit_small_alpha(ctx: Ctx) -> None:
+    """ALG1.bandit_optimum's criteria at the spec's small alpha (the optimum m does not depend on alpha)."""
+    first_passing_run(ctx, lambda run: _bandit_run(ctx, run))
+
+
 @check("ALG1.multigoal_coverage")
 def alg1_multigoal(ctx: Ctx) -> None:
     first_passing_run(ctx, lambda run: _multigoal_run(ctx, run))

@@ -502,3 +502,24 @@ class TDTemperatureSquared(Mutant):
     # (alpha 0.5) names the alpha^2 reading of the ratio among its candidates.
     catches = ("ALG1.td_target_terms", "ALG1.td_target_eq10")
     agent_class = _TDTemperatureSquared
+
+
+class _AgentRepulsionAlphaSquared(SoftQLearning):
+    def policy_update(self, batch):
+        obs = batch["obs"]
+        c = self.config
+        actions = self.sampler(obs, c.svgd_particles, generator=self.generator)
+        loss, stats = svgd_surrogate_loss(obs, actions, self.q, self.internal_alpha**2, c.n_fixed, c.bandwidth_rule,
+                                          c.squash_correction)  # repulsive term alpha^2 grad k (and alpha^2 squash term)
+        self.policy_optimizer.zero_grad()
+        loss.backward()
+        self.policy_optimizer.step()
+        return {"policy_surrogate": float(loss.detach())}
+
+
+class AgentRepulsionAlphaSquared(Mutant):
+    bug = "the agent's eq. 13 repulsive term is alpha^2 grad k instead of alpha grad k (the policy targets exp(Q/alpha^2))"
+    # Passes the white-box alignment specs and ALG1.bandit_optimum at alpha 0.5 (master seed 0); the thorough-profile
+    # small-temperature bandit sees the policy collapse onto one mode.
+    catches = ("ALG1.bandit_small_alpha",)
+    agent_class = _AgentRepulsionAlphaSquared

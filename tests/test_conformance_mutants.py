@@ -16,7 +16,8 @@ from softq_specs import load_check_specs, load_specs
 
 # Trained-agent specs take ~20-40 s per training run; `nox -s conformance` runs them on the reference, and
 # their false-alarm rates are measured by the calibration harness (reports/conformance/calibration/).
-SLOW = {"ALG1.bandit_optimum", "ALG1.multigoal_coverage"}
+SLOW = {"ALG1.bandit_optimum", "ALG1.multigoal_coverage",
+        "ALG1.bandit_small_alpha"}  # thorough profile: not in `nox -s conformance`, measured in README "Temperature range"
 # Mutants of these run one fit too (a mutant that fails every fit fails the verdict: tests/test_trained_rule.py);
 # the reference runs them whole in test_reference_passes_every_spec.
 ONE_RUN = SLOW | {"D.small_alpha"}
