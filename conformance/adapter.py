@@ -63,7 +63,9 @@ CAPABILITY_METHODS: dict[str, dict[str, str]] = {
         "make_agent": "(obs_dim, act_dim, alpha, gamma, seed) -> agent",
         "q_values": "(agent, obs (B,o), act (B,d), target: bool) -> (B,) online or target Q (internal units); "
                     "(B, K) for a K-critic ensemble (declared critic_reduction min / mean)",
-        "td_target": "(agent, batch dict of float32 tensors obs, action, reward, next_obs, terminated) -> y (B,)",
+        "td_target": "(agent, batch dict of float32 tensors obs, action, reward, next_obs, terminated) -> y (B,); "
+                     "under n_step = N also an N-step batch: reward (B, N) = r_t..r_(t+N-1), next_obs = s_(t+N), "
+                     "y = scale sum_k gamma^k r_(t+k) + gamma^N (1 - terminated) V_hat(s_(t+N))",
         "q_update": "(agent, batch) -> None: one gradient step on eq. 11",
         "policy_update": "(agent, batch) -> None: one step of eq. 13-14",
         "sync_target": "(agent) -> None: theta-bar <- theta (omit under target_update = hard(N) / polyak(tau))",
@@ -90,6 +92,7 @@ DEFAULT_CONVENTIONS = {
     "out_of_box_gradient": "none",  # "constant(c)": grad Q of out-of-box particle coordinates replaced by -c sign(a)
     "direction_log_det": "none",  # "tanh(eps)": svgd_direction_auto adds grad sum log(1 - a^2 + eps) to grad Q itself
     "precision": "float64",  # "float32_constants": float64 paths with float32 constants (exact tolerances 1e-6 rel)
+    "n_step": "1",  # "N" (N >= 2): n-step returns; td_target also takes batches whose reward is (B, N) (ALG1.nstep_discount)
 }
 
 

@@ -98,8 +98,12 @@ def _hard_every(ctx: Ctx, agent, probe, rng, every: int) -> None:
         ctx.fail("training steps did not change the online Q at all", 0.0, "> 0")
     gaps = np.diff(copies)
     if len(copies) < 3 or np.any(gaps != every):
-        ctx.fail(f"target copies at training steps {copies} in {3 * every + 1} steps; the declared hard({every}) "
-                 f"copies every {every} steps", copies, f"every {every}")
+        what = ("no copy at all" if not copies else "a single copy" if len(copies) == 1
+                else "a copy after every step" if set(gaps.tolist()) == {1}
+                else f"copies {int(gaps[0])} steps apart" if len(set(gaps.tolist())) == 1 else "irregular copies")
+        ctx.fail(f"target copies at training steps {copies} in {3 * every + 1} steps ({what}); the declared "
+                 f"hard({every}) copies every {every} steps, so {every} apart and at least 3 in {3 * every + 1} steps. "
+                 f"Fix the loop's copy condition (`if steps % {every} == 0: copy`) or declare the interval the code uses", copies, f"every {every}")
 
 
 def _polyak(ctx: Ctx, agent, rng, tau: float) -> None:
@@ -260,6 +264,12 @@ def _bandit_run(ctx: Ctx, run: int) -> None:
     ctx.measure("optimum (left-mode, valley) masses", np.round(truth[[0, 2]], 4))
     ctx.le("valley mass - left-mode mass", valley - left, 0.0,
            "the sampler has no dip between the modes: a unimodal policy cannot represent exp(r/alpha)/Z")
+
+
+@check("ALG1.bandit_small_alpha")
+def alg1_bandit_small_alpha(ctx: Ctx) -> None:
+    """ALG1.bandit_optimum's criteria at the spec's small alpha (the optimum m does not depend on alpha)."""
+    first_passing_run(ctx, lambda run: _bandit_run(ctx, run))
 
 
 @check("ALG1.multigoal_coverage")

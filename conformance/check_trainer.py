@@ -133,3 +133,102 @@ def alg1_trainer_contract(ctx: Ctx) -> None:
            "each of the n actions needs its own noise draw (a stochastic policy, iid)")
     ctx.le("actions of one call of sample_policy repeated in the other", across, 0,
            "every call must draw fresh noise; repeats across calls mean the noise is re-seeded or reused")
+
+
+# -- n-step returns (ALG1.nstep_discount) ---------------------------------------------------------------------
+NSTEP_REWARDS = (1.0, -0.5, 2.0, 0.25, -1.0, 3.0, 0.5, 1.5, -2.0, 0.75, 1.25, -0.25)  # the chain's known rewards
+
+
+def declared_n_step(ctx: Ctx) -> int:
+    text = str(ctx.conventions.get("n_step", "1")).strip()
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"conventions['n_step'] = {text!r}: expected a positive integer string such as '1' or '3'")
+    return int(text)
+
+
+def nstep_windows(horizon: int, n: int) -> dict[str, np.ndarray]:
+    """N-step windows of one episode of the chain s_0 -> s_1 -> ... -> s_T (terminated at step T = horizon).
+
+    obs s_t = [t / T, 1 - t / T]; window t: rewards r_t..r_(t+n-1) (0 after the termination), next_obs
+    s_min(t+n, T), terminated = t + n >= T."""
+    r = np.array(NSTEP_REWARDS[:horizon], np.float64)
+    obs = np.array([[t / horizon, 1 - t / horizon] for t in range(horizon + 1)], np.float32)
+    rew = np.zeros((horizon, n))
+    for t in range(horizon):
+        k = min(n, horizon - t)
+        rew[t, :k] = r[t:t + k]
+    ends = np.minimum(np.arange(horizon) + n, horizon)
+    return {"obs": obs[:horizon], "rewards": rew, "next_obs": obs[ends],
+            "terminated": (np.arange(horizon) + n >= horizon).astype(np.float32)}
+
+
+def _nstep_batch(w: dict[str, np.ndarray], rows: np.ndarray, reward: np.ndarray) -> dict:
+    import torch
+
+    t = lambda x: torch.as_tensor(np.asarray(x, dtype=np.float32))  # noqa: E731
+    B = len(rows)
+    return {"obs": t(w["obs"][rows]), "action": t(np.zeros((B, 1))), "reward": t(reward),
+            "next_obs": t(w["next_obs"][rows]), "terminated": t(w["terminated"][rows])}
+
+
+@check("ALG1.nstep_discount")
+def alg1_nstep_discount(ctx: Ctx) -> None:
+    from .registry import NotApplicable
+
+    n = declared_n_step(ctx)
+    if n < 2:
+        raise NotApplicable(f"{ctx.impl.name} declares one-step TD targets (n_step = {n}; the reference has no n-step "
+                            "returns): this spec checks the gamma^n discount of implementations that declare n_step = N "
+                            ">= 2")
+    p = ctx.params
+    alpha, T = float(p["alpha"]), int(p["horizon"])
+    g1, g2 = (float(g) for g in p["gammas"])
+    scale = ctx.units(alpha).q_scale
+    w = nstep_windows(T, n)
+    ctx.measure("n_step", n)
+    seed = ctx.sub_seed()
+    rows = np.arange(T)
+    B = len(rows)
+
+    def y(agent, batch):
+        return ctx.impl.call("td_target", agent, batch, returns=Arr((B,), "one TD target per window", dtype="float"))
+
+    def fresh(gamma):
+        return ctx.impl.raw("make_agent", 2, 1, alpha, gamma, seed)
+
+    def discounted(gamma):
+        return (w["rewards"] * gamma ** np.arange(n)).sum(1)
+
+    batch = _nstep_batch(w, rows, w["rewards"])
+    y1, y1_again, y2 = y(fresh(g1), batch), y(fresh(g1), batch), y(fresh(g2), batch)
+    gap = float(np.abs(y1 - y1_again).max())
+    if gap > 0:
+        raise NotApplicable(f"two agents from make_agent with the same seed gave different TD targets for the same "
+                            f"batch (max difference {gap:.3g}); this spec compares identically seeded agents and needs "
+                            "make_agent to be deterministic given its seed")
+    tol = 1e-5 * (1.0 + float(max(np.abs(y1).max(), np.abs(y2).max())))
+    term = w["terminated"] > 0
+    R1, R2 = discounted(g1), discounted(g2)
+    ctx.measure("known discounted reward sums (gamma 0.9)", np.round(R1, 6))
+    ctx.close(f"y of windows that reach the termination vs reward_scale sum_k gamma^k r_(t+k) (n = {n}, gamma {g1})",
+              y1[term], scale * R1[term], tol,
+              "a window ending in a termination has no bootstrap term; its rewards are discounted by gamma^k, k = 0.."
+              f"{n - 1} (an undiscounted sum, or a sum over fewer / more than the window, fails)")
+    live = ~term
+    b1, b2 = y1[live] - scale * R1[live], y2[live] - scale * R2[live]
+    v1, v2 = b1 / g1**n, b2 / g2**n
+    ratio = b1 / np.where(b2 == 0, np.nan, b2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        k_est = np.log(ratio) / math.log(g1 / g2)
+    k_med = float(np.nanmedian(k_est)) if np.any(np.isfinite(k_est)) else float("nan")
+    ctx.measure("exponent k of gamma^k on the bootstrap term (estimated)", round(k_med, 4))
+    ctx.close(f"V_hat = (y - scale sum_k gamma^k r) / gamma^{n} at gamma {g2} vs {g1}", v2, v1, tol / g2**n,
+              f"the bootstrap term of a {n}-step target is gamma^{n} (1 - terminated) V_hat(s_(t+{n})); the targets at "
+              f"gamma {g1} and {g2} imply gamma^k with k = {k_med:.3g} (k = 1: the one-step discount gamma was kept "
+              f"for the n-step bootstrap; use gamma ** n)")
+    one = {**_nstep_batch(w, rows, w["rewards"][:, 0]), "terminated": _nstep_batch(w, rows, w["rewards"])["terminated"] * 0}
+    y_one = y(fresh(g1), one)  # same rows, same call order: the same proposal draws as y1
+    v_one = ((y_one - scale * w["rewards"][:, 0]) / g1)[live]
+    ctx.close(f"V_hat(s') of the {n}-step target vs of a one-step target with the same next_obs (gamma {g1})", v1, v_one,
+              tol / g1**n, "both targets bootstrap from the same eq. 10 value V_hat(next_obs); only the discount "
+              f"(gamma^{n} vs gamma) and the reward sum differ")

@@ -26,11 +26,13 @@ KNOWN_CONVENTIONS: dict[str, tuple[str, ...]] = {
     "out_of_box_gradient": ("none", "constant(c)"),
     "direction_log_det": ("none", "tanh(eps)"),
     "precision": ("float64", "float32_constants"),
+    "n_step": ("1", "N"),
 }
 _PARAMETERISED = {
     "target_update": r"hard|hard\(\s*[1-9]\d*\s*\)|polyak\(\s*(0?\.\d+|1(\.0*)?|\d(\.\d*)?[eE][+-]?\d+)\s*\)",
     "out_of_box_gradient": r"none|constant\(\s*[0-9.eE+]+\s*\)",
     "direction_log_det": r"none|tanh\(\s*[0-9.eE+-]+\s*\)",
+    "n_step": r"[1-9]\d*",
 }
 
 

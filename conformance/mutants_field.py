@@ -344,3 +344,182 @@ class AgentNoRepulsiveTerm(Mutant):
     # The trained specs see the consequence: a policy collapsed onto one mode (no dip, one goal).
     catches = ("ALG1.policy_update_alphas", "ALG1.policy_update_eq13", "ALG1.bandit_optimum", "ALG1.multigoal_coverage")
     agent_class = _NoRepulsionAgent
+
+
+# -- the target copy schedule under target_update = "hard(N)" (ALG1.target_frozen) ----------------------------
+class _OwnTargetSchedule(SoftQLearning):
+    """The implementation copies theta -> theta-bar itself, counting its own training steps (q_update calls).
+
+    `copies_at(step)` is the loop's condition; the correct one is step % every == 0."""
+
+    every = 4
+
+    def copies_at(self, step: int) -> bool:
+        return step % self.every == 0
+
+    def q_update(self, batch):
+        out = super().q_update(batch)
+        self.training_steps = getattr(self, "training_steps", 0) + 1
+        if self.copies_at(self.training_steps):
+            self.sync_target()
+        return out
+
+
+class _CopiesEveryStep(_OwnTargetSchedule):
+    def copies_at(self, step):
+        return True
+
+
+class _NeverCopies(_OwnTargetSchedule):
+    def copies_at(self, step):
+        return False
+
+
+class _CopiesEvery2N(_OwnTargetSchedule):
+    def copies_at(self, step):
+        return step % (2 * self.every) == 0
+
+
+class _CopiesOnNonMultiples(_OwnTargetSchedule):
+    def copies_at(self, step):
+        return bool(step % self.every)  # `if step % N:` instead of `if step % N == 0:`
+
+
+class OwnTargetSchedule:
+    """Mixin: the reference agent declaring target_update = "hard(4)" (copies inside q_update, no sync_target)."""
+
+    agent_class = _OwnTargetSchedule
+    sync_target = None  # the schedule is the implementation's own business under hard(N)
+
+    def __init__(self, config=None):
+        super().__init__(config)
+        self.conventions = {**self.conventions, "target_update": f"hard({_OwnTargetSchedule.every})"}
+
+
+class TargetCopiedEveryStep(OwnTargetSchedule, Mutant):
+    bug = "declares target_update = hard(4) but copies theta -> theta-bar after every training step"
+    catches = ("ALG1.target_frozen",)
+    agent_class = _CopiesEveryStep
+
+
+class TargetNeverCopied(OwnTargetSchedule, Mutant):
+    bug = "declares target_update = hard(4) but never copies theta -> theta-bar (the copy is never reached)"
+    catches = ("ALG1.target_frozen",)
+    agent_class = _NeverCopies
+
+
+class TargetCopyIntervalDoubled(OwnTargetSchedule, Mutant):
+    bug = "declares target_update = hard(4) but copies every 8 training steps (interval off by a factor of 2)"
+    catches = ("ALG1.target_frozen",)
+    agent_class = _CopiesEvery2N
+
+
+class TargetCopyConditionInverted(OwnTargetSchedule, Mutant):
+    bug = "target copy under `if step % N:` (every step but the multiples of N) instead of `if step % N == 0:`"
+    catches = ("ALG1.target_frozen",)
+    agent_class = _CopiesOnNonMultiples
+
+
+# -- a temperature on the wrong power (issue 14 section 3; D.small_alpha) -------------------------------------
+class _SamplerRepulsionPower:
+    """Mixin: fit_sampler whose eq. 13 repulsive term is alpha^power grad k (the driving term k grad Q unchanged)."""
+
+    power = 1.0
+
+    def fit_sampler(self, energy, action_dim, alpha, steps, seed):
+        from softq_ref.sampler import train_sampler
+
+        torch.manual_seed(seed)
+        net = self.sampler_network(1, action_dim, (64, 64))
+        gen = torch.Generator().manual_seed(seed)
+        train_sampler(net, lambda o, a: energy(a), torch.zeros(1, 1), alpha**self.power, steps, lr=1e-3,
+                      n_particles=32, bandwidth_rule=self.config.bandwidth_rule, squash_correction="none", generator=gen)
+        return net, gen
+
+
+class SamplerRepulsionAlphaSquared(_SamplerRepulsionPower, Mutant):
+    bug = "the sampler's eq. 13 repulsive term is alpha^2 grad k instead of alpha grad k (fits exp(Q/alpha^2))"
+    catches = ("D.small_alpha",)
+    power = 2.0
+
+
+class SamplerRepulsionWithoutAlpha(_SamplerRepulsionPower, Mutant):
+    bug = ("the sampler's eq. 13 repulsive term is grad k without alpha (the reward-scale code's alpha = 1 mixed "
+           "with the paper's Q): fits exp(Q)")
+    catches = ("D.small_alpha",)
+    power = 0.0
+
+
+# -- n-step returns (ALG1.nstep_discount): a small stand-in, since the reference has none --------------------
+class _NStepAgent(SoftQLearning):
+    """The reference agent with n-step targets: reward (B, n) = r_t..r_(t+n-1), next_obs = s_(t+n);
+    a (B,) reward is a one-step transition (what every other agent spec sends)."""
+
+    def bootstrap_discount(self, n: int) -> float:
+        return self.config.gamma**n
+
+    def td_target(self, batch):
+        r = batch["reward"]
+        if r.dim() == 1:
+            return super().td_target(batch)
+        n = r.shape[1]
+        disc = self.config.gamma ** torch.arange(n, dtype=r.dtype)
+        v_next = self.soft_value_target(batch["next_obs"])
+        return self.reward_scale * (r * disc).sum(1) + self.bootstrap_discount(n) * (1.0 - batch["terminated"]) * v_next
+
+
+class _NStepBootstrapGamma(_NStepAgent):
+    def bootstrap_discount(self, n):
+        return self.config.gamma  # the one-step discount kept for the n-step bootstrap
+
+
+class NStepStandIn:
+    """Mixin: an adapter declaring 3-step returns (n_step = "3") on the reference agent."""
+
+    agent_class = _NStepAgent
+
+    def __init__(self, config=None):
+        super().__init__(config)
+        self.conventions = {**self.conventions, "n_step": "3"}
+
+
+class NStepBootstrapGamma(NStepStandIn, Mutant):
+    bug = "n-step returns whose bootstrap term is discounted by gamma instead of gamma^n"
+    catches = ("ALG1.nstep_discount",)
+    agent_class = _NStepBootstrapGamma
+
+
+class _TDTemperatureSquared(SoftQLearning):
+    def soft_value_target(self, next_obs):
+        with torch.no_grad():
+            q = self.q_target(next_obs, self.proposal_actions(next_obs.shape[0]))
+            return soft_value_uniform_box(q, self.internal_alpha**2, self.act_dim)  # eq. 10 at alpha^2
+
+
+class TDTemperatureSquared(Mutant):
+    bug = "eq. 10 value target evaluated at alpha^2 instead of alpha (the temperature applied twice)"
+    # ALG1.td_target_terms fails it at alpha 0.05 (V_hat below alpha d log 2 + min_a Q_target); ALG1.td_target_eq10
+    # (alpha 0.5) names the alpha^2 reading of the ratio among its candidates.
+    catches = ("ALG1.td_target_terms", "ALG1.td_target_eq10")
+    agent_class = _TDTemperatureSquared
+
+
+class _AgentRepulsionAlphaSquared(SoftQLearning):
+    def policy_update(self, batch):
+        obs = batch["obs"]
+        c = self.config
+        actions = self.sampler(obs, c.svgd_particles, generator=self.generator)
+        loss, stats = svgd_surrogate_loss(obs, actions, self.q, self.internal_alpha**2, c.n_fixed, c.bandwidth_rule,
+                                          c.squash_correction)  # repulsive term alpha^2 grad k (and alpha^2 squash term)
+        self.policy_optimizer.zero_grad()
+        loss.backward()
+        self.policy_optimizer.step()
+        return {"policy_surrogate": float(loss.detach())}
+
+
+class AgentRepulsionAlphaSquared(Mutant):
+    bug = "the agent's eq. 13 repulsive term is alpha^2 grad k instead of alpha grad k (the policy targets exp(Q/alpha^2))"
+    # Passes the white-box alignment specs and ALG1.bandit_optimum at alpha 0.5 (master seed 0); the thorough-profile
+    # small-temperature bandit sees the policy collapse onto one mode.
+    catches = ("ALG1.bandit_small_alpha",)
+    agent_class = _AgentRepulsionAlphaSquared

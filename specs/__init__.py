@@ -23,7 +23,7 @@ KINDS = ("exact", "statistical")
 CAPABILITIES = ("tabular", "soft_value_estimator", "svgd", "sampler", "agent", "trainer")
 CONVENTIONS = ("value_proposal", "squash_correction", "bandwidth_rule", "temperature_mode", "particle_counts",
                "target_update", "critic_reduction", "precision",
-               "out_of_box_gradient", "direction_log_det")
+               "out_of_box_gradient", "direction_log_det", "n_step")
 _REQUIRED = ("id", "title", "source", "level", "capability", "kind", "statement", "params")
 
 

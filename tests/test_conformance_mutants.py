@@ -16,7 +16,11 @@ from softq_specs import load_check_specs, load_specs
 
 # Trained-agent specs take ~20-40 s per training run; `nox -s conformance` runs them on the reference, and
 # their false-alarm rates are measured by the calibration harness (reports/conformance/calibration/).
-SLOW = {"ALG1.bandit_optimum", "ALG1.multigoal_coverage"}
+SLOW = {"ALG1.bandit_optimum", "ALG1.multigoal_coverage",
+        "ALG1.bandit_small_alpha"}  # thorough profile: not in `nox -s conformance`, measured in README "Temperature range"
+# Mutants of these run one fit too (a mutant that fails every fit fails the verdict: tests/test_trained_rule.py);
+# the reference runs them whole in test_reference_passes_every_spec.
+ONE_RUN = SLOW | {"D.small_alpha"}
 
 
 def test_at_least_twelve_mutants():
@@ -36,7 +40,7 @@ def _one_run(spec_id: str):
 @pytest.mark.parametrize("name", sorted(MUTANTS))
 def test_mutant_is_caught(name):
     m = MUTANTS[name]()
-    fast = [s for s in m.catches if s not in SLOW]
+    fast = [s for s in m.catches if s not in ONE_RUN]
     if fast:
         rep = run_suite(m, RunOptions(only=fast))
         got = {r.spec.id: (r.status, r.message) for r in rep.results}
@@ -47,7 +51,7 @@ def test_mutant_is_caught(name):
     # fails fails the verdict after max_runs runs: tests/test_trained_rule.py).
     _import_checks()
     torch.set_num_threads(1)
-    for sid in (s for s in m.catches if s in SLOW):
+    for sid in (s for s in m.catches if s in ONE_RUN):
         r = run_one(_one_run(sid), m, 0, profile_settings("ci"), "test")
         assert r.status == "fail", f"{name} ({m.bug}) not caught by one run of {sid}: {r.status} {r.message}"
 
@@ -55,5 +59,9 @@ def test_mutant_is_caught(name):
 def test_reference_passes_every_spec():
     only = [s for s in load_check_specs() if s not in SLOW]
     rep = run_suite(reference(), RunOptions(only=only))
-    bad = {r.spec.id: (r.status, r.message) for r in rep.results if r.status != "pass"}
+    # the reference has no n-step returns: the n-step spec does not apply to it, and says why
+    na = {"ALG1.nstep_discount": "n_step = 1"}
+    bad = {r.spec.id: (r.status, r.message) for r in rep.results
+           if r.status != "pass" and not (r.status == "not_applicable" and na.get(r.spec.id, "\0") in r.message)}
     assert not bad, bad
+    assert {r.spec.id for r in rep.results if r.status == "not_applicable"} == set(na)
