@@ -13,8 +13,9 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import platform
+from pathlib import Path
 
-__all__ = ["keep_freed_memory"]
+__all__ = ["keep_freed_memory", "cpu_model"]
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc <malloc.h>
 MMAP_THRESHOLD_BYTES = 32 << 20  # blocks up to 32 MiB come from the heap (glibc's own upper limit)
@@ -31,3 +32,14 @@ def keep_freed_memory() -> bool:
         return libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES) == 1 and ok
     except (OSError, AttributeError):
         return False
+
+
+def cpu_model() -> str:
+    """The CPU's model name (recorded with every measurement and report)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

@@ -166,8 +166,16 @@ class SoftQLearning:
         self.alpha = log_linear_alpha(epoch, self.initial_alpha, c.finetune_alpha_final, c.finetune_epochs)
         if c.finetune_noise_set_size > 0:
             if self.sampler.noise_set is None or epoch == 0:
-                self.full_noise_set = torch.randn(c.finetune_noise_set_size, self.act_dim, generator=self.generator)
-            self.sampler.noise_set = self.full_noise_set[: noise_set_size(epoch, c.finetune_noise_set_size, c.finetune_epochs)]
+                self.full_noise_set = self.draw_noise_set(c.finetune_noise_set_size)
+            self.sampler.noise_set = self.noise_subset(noise_set_size(epoch, c.finetune_noise_set_size, c.finetune_epochs))
+
+    def draw_noise_set(self, size: int) -> torch.Tensor:
+        """The fixed noise set {xi_i} of the fine-tuning schedule, drawn once."""
+        return torch.randn(size, self.act_dim, generator=self.generator)
+
+    def noise_subset(self, k: int) -> torch.Tensor:
+        """Its first k elements: the set shrinks as fine-tuning proceeds."""
+        return self.full_noise_set[:k]
 
     # -- checkpointing --------------------------------------------------------------------------------
     def state_dict(self) -> dict:

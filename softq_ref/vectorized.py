@@ -31,7 +31,7 @@ from softq_ref.config import SQLConfig
 from softq_ref.flat_adam import FlatAdam
 from softq_ref.networks import SamplingNetwork
 from softq_ref.soft_value import sample_uniform_box
-from softq_ref.sql import SoftQLearning, log_linear_alpha, noise_set_size
+from softq_ref.sql import SoftQLearning
 
 __all__ = ["StackedLinear", "stack_mlp", "StackedSQL", "stacked_ddpg_class", "make_stacked_agent", "STACKABLE_ALGOS"]
 
@@ -224,18 +224,12 @@ class StackedSQL(_Stacked, SoftQLearning):
             return torch.stack([sample_uniform_box((1, M), d, g).expand(batch, M, d) for g in self.generator])
         return torch.stack([sample_uniform_box((batch, M), d, g) for g in self.generator])
 
-    def on_epoch_start(self, epoch: int) -> None:
-        """SoftQLearning.on_epoch_start with one fixed noise set per seed, from that seed's generator."""
-        c = self.config
-        if c.finetune_epochs <= 0:
-            return
-        self.alpha = log_linear_alpha(epoch, self.initial_alpha, c.finetune_alpha_final, c.finetune_epochs)
-        if c.finetune_noise_set_size > 0:
-            if self.sampler.noise_set is None or epoch == 0:
-                self.full_noise_set = [torch.randn(c.finetune_noise_set_size, self.act_dim, generator=g)
-                                       for g in self.generator]
-            k = noise_set_size(epoch, c.finetune_noise_set_size, c.finetune_epochs)
-            self.sampler.noise_set = [ns[:k] for ns in self.full_noise_set]
+    def draw_noise_set(self, size: int) -> list[torch.Tensor]:
+        """One fine-tuning noise set per seed, from that seed's generator."""
+        return [torch.randn(size, self.act_dim, generator=g) for g in self.generator]
+
+    def noise_subset(self, k: int) -> list[torch.Tensor]:
+        return [ns[:k] for ns in self.full_noise_set]
 
     def seed_state_dict(self, i: int) -> dict:
         state = super().seed_state_dict(i)

@@ -30,6 +30,7 @@ from typing import Any
 
 from . import claims as claims_mod
 from . import stats as st
+from ..runtime import cpu_model
 from .tiers import TASKS
 from .validate import PRIMARY_METRIC, LoadedResults, Rejected, load_conformance, load_results
 
@@ -182,16 +183,6 @@ def _median(xs: list[float]) -> float:
 
 
 # -- environment --------------------------------------------------------------------------------------------
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _pkg(name: str) -> str:
     try:
         return importlib_metadata.version(name)
@@ -224,7 +215,7 @@ def _environment(loaded: LoadedResults) -> dict:
         "run_wall_time_s_sum": sum(float(r.get("wall_time_s") or 0.0) for r in rs),
         "run_wall_time_s_max": max((float(r.get("wall_time_s") or 0.0) for r in rs), default=0.0),
         "torch_threads_per_run": 1,  # runner._run_one: torch.set_num_threads(1) in every worker
-        "report_machine": {"cpu_model": _cpu_model(), "cpu_count": os.cpu_count(), "platform": platform.platform(),
+        "report_machine": {"cpu_model": cpu_model(), "cpu_count": os.cpu_count(), "platform": platform.platform(),
                            "python": platform.python_version()},
         "report_packages": {p: _pkg(d) for p, d in (("softq_ref", "softq-conformance"), ("numpy", "numpy"),
                                                     ("scipy", "scipy"), ("matplotlib", "matplotlib"), ("torch", "torch"),

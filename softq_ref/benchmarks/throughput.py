@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..runtime import cpu_model
+
 __all__ = ["BODIES", "DEFAULT_PATH", "measure_env", "measure_agent", "measure_all", "load_table"]
 
 DEFAULT_PATH = Path(__file__).with_name("throughput.json")
@@ -40,16 +42,6 @@ DEFAULT_PATH = Path(__file__).with_name("throughput.json")
 BODIES: dict[str, str] = {"multigoal": "multigoal", "point": "point_maze", "swimmer": "swimmer", "ant": "ant_maze"}
 ALGOS = ("sql", "ddpg")
 MEASURED_TIERS = ("ci", "long", "paper")
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _timed(fn, n: int, repeats: int) -> float:
@@ -136,7 +128,7 @@ def measure_all(quick: bool = False, tiers: tuple[str, ...] = MEASURED_TIERS, lo
     env_ids = sorted(ENV_TASKS)
     table: dict = {"schema_version": 1,
                    "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                   "git_commit": _git_commit(), "machine": {"cpu": _cpu_model(), "cores": os.cpu_count(),
+                   "git_commit": _git_commit(), "machine": {"cpu": cpu_model(), "cores": os.cpu_count(),
                                                             "platform": platform.platform(), "python": platform.python_version(),
                                                             "torch": torch.__version__},
                    "threads": 1, "quick": quick, "repeats": 1 if quick else 4, "load_average_before": list(load_before),

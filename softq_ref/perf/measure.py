@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from ..config import SQLConfig
+from ..runtime import cpu_model
 from .flops import MatmulReplay, count_flops, record_matmuls
 
 __all__ = ["SETTINGS", "run", "resolve_device", "machine_info", "multiseed_summary"]
@@ -64,16 +65,6 @@ def _load() -> float:
     return round(os.getloadavg()[0], 2)
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def tune_process() -> bool:
     """The process settings the training entry points apply (softq_ref.runtime); absent in older commits."""
     if not (Path(__file__).resolve().parent.parent / "runtime.py").exists():
@@ -100,7 +91,7 @@ def machine_info(device: torch.device) -> dict[str, Any]:
     except (OSError, subprocess.SubprocessError):
         commit, dirty = "unknown", ""
     info = {
-        "cpu_model": _cpu_model(), "logical_cpus": os.cpu_count(), "platform": platform.platform(),
+        "cpu_model": cpu_model(), "logical_cpus": os.cpu_count(), "platform": platform.platform(),
         "git_commit": commit, "git_dirty_reference": bool(dirty), "command": sys.argv,
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "device": str(device),
         "versions": {"python": sys.version.split()[0], "torch": torch.__version__,
