@@ -96,6 +96,15 @@ def test_quick_multiseed_section_measures_both_trainers(tmp_path):
     assert "stacked S=2, seed-steps/s per core" in markdown(res)
 
 
+def test_a_failing_measurement_child_is_an_error_not_a_hang():
+    from softq_ref.perf.multiseed import _timed_child, tier_config
+
+    env_id, cfg = tier_config("smoke", "point_maze", 8, 20)
+    assert cfg.min_replay_size == cfg.batch_size  # warm-up raised to one batch
+    with pytest.raises(RuntimeError, match="failed: ConfigError: unknown algo 'nope'"):
+        _timed_child("process", "nope", env_id, cfg.to_dict(), [0], 20)
+
+
 def test_multiseed_summary_reports_the_speedup_against_the_target():
     from softq_ref.perf.measure import multiseed_summary
 

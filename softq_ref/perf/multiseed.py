@@ -29,10 +29,19 @@ def tier_config(tier: str, task: str, warmup: int, steps: int) -> tuple[str, SQL
     from ..benchmarks.tiers import TASKS, tier_task
 
     cfg = tier_task(tier, task).sql_config()
-    return TASKS[task].env_id, cfg.replace(min_replay_size=warmup, epoch_length=steps)
+    return TASKS[task].env_id, cfg.replace(min_replay_size=max(warmup, cfg.batch_size), epoch_length=steps).validate()
 
 
 def _child(mode: str, algo: str, env_id: str, cfg_dict: dict, seeds: list[int], steps: int, queue) -> None:
+    try:
+        queue.put(("ok", _timed_run(mode, algo, env_id, cfg_dict, seeds, steps)))
+    except BaseException as e:  # reported by the parent, which would otherwise wait for a result forever
+        import traceback
+
+        queue.put(("error", f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=6)}"))
+
+
+def _timed_run(mode: str, algo: str, env_id: str, cfg_dict: dict, seeds: list[int], steps: int) -> float:
     torch.set_num_threads(1)
     from ..runtime import keep_freed_memory
 
@@ -52,17 +61,31 @@ def _child(mode: str, algo: str, env_id: str, cfg_dict: dict, seeds: list[int], 
         else:
             train_many(make_stacked_agent(algo, o, d, cfg, seeds), env_id, steps, [f"{tmp}/{s}" for s in seeds],
                        progress=False)
-        queue.put(time.perf_counter() - t0)
+        return time.perf_counter() - t0
 
 
 def _timed_child(*args) -> float:
+    """Wall time of one run in a fresh spawned process; its error (or death) is raised here, never waited on."""
+    import queue as queue_mod
+
     ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    p = ctx.Process(target=_child, args=(*args, queue))
+    q = ctx.Queue()
+    p = ctx.Process(target=_child, args=(*args, q))
     p.start()
-    wall = queue.get(timeout=3600)
-    p.join()
-    return wall
+    try:
+        while True:
+            try:
+                status, value = q.get(timeout=1.0)
+                break
+            except queue_mod.Empty:
+                if not p.is_alive():
+                    raise RuntimeError(f"the multi-seed measurement child {args[:2]} died (exit code {p.exitcode}) "
+                                       "without a result") from None
+    finally:
+        p.join(timeout=60)
+    if status != "ok":
+        raise RuntimeError(f"the multi-seed measurement child {args[:2]} failed: {value}")
+    return value
 
 
 def training_throughput(algo: str, tier: str, task: str, S_values: tuple[int, ...], steps_for, warmup: int) -> list[dict]:
@@ -75,14 +98,14 @@ def training_throughput(algo: str, tier: str, task: str, S_values: tuple[int, ..
     wall = _timed_child("process", algo, env_id, cfg.to_dict(), [0], steps)
     base = steps / wall
     rows.append({"algo": algo, "task": task, "tier": tier, "mode": "process per seed", "S": 1, "steps": steps,
-                 "warmup_steps": warmup, "wall_s": wall, "seed_steps_per_s_per_core": base, "speedup": 1.0})
+                 "warmup_steps": cfg.min_replay_size, "wall_s": wall, "seed_steps_per_s_per_core": base, "speedup": 1.0})
     for S in S_values:
         steps = steps_for(S)
         _, cfg = tier_config(tier, task, warmup, steps)
         wall = _timed_child("stacked", algo, env_id, cfg.to_dict(), list(range(S)), steps)
         rate = S * steps / wall
         rows.append({"algo": algo, "task": task, "tier": tier, "mode": "stacked", "S": S, "steps": steps,
-                     "warmup_steps": warmup, "wall_s": wall, "seed_steps_per_s_per_core": rate, "speedup": rate / base})
+                     "warmup_steps": cfg.min_replay_size, "wall_s": wall, "seed_steps_per_s_per_core": rate, "speedup": rate / base})
     return rows
 
 
