@@ -143,6 +143,9 @@ class _Stacked:
     optimizers: tuple[tuple[str, str], ...] = ()  # (optimizer attribute, the module it steps)
 
     def _stack_from(self, agents: list, seeds: Sequence[int]) -> None:
+        """Take the Q-networks, random streams and OU processes of the single-seed `agents`; rebuild the optimizers."""
+        self.q.net = stack_mlp([a.q.net for a in agents])
+        self.q_target = copy.deepcopy(self.q).requires_grad_(False)
         self.seeds, self.S = [int(s) for s in seeds], len(agents)
         self.np_rngs = [a.np_rng for a in agents]
         self.ous = [a.ou for a in agents]
@@ -200,8 +203,6 @@ class StackedSQL(_Stacked, SoftQLearning):
     def __init__(self, obs_dim: int, act_dim: int, config: SQLConfig, seeds: Sequence[int]):
         agents = [SoftQLearning(obs_dim, act_dim, config, seed=s) for s in seeds]
         SoftQLearning.__init__(self, obs_dim, act_dim, config, seed=seeds[0])
-        self.q.net = stack_mlp([a.q.net for a in agents])
-        self.q_target = copy.deepcopy(self.q).requires_grad_(False)
         self.sampler = StackedSamplingNetwork([a.sampler for a in agents]).to(self.device)
         self.generator = [a.generator for a in agents]  # the reference's policy_update passes it to the sampler
         self._stack_from(agents, seeds)
@@ -263,8 +264,6 @@ def stacked_ddpg_class() -> type:
         def __init__(self, obs_dim: int, act_dim: int, config: SQLConfig, seeds: Sequence[int]):
             agents = [DDPG(obs_dim, act_dim, config, seed=s) for s in seeds]
             DDPG.__init__(self, obs_dim, act_dim, config, seed=seeds[0])
-            self.q.net = stack_mlp([a.q.net for a in agents])
-            self.q_target = copy.deepcopy(self.q).requires_grad_(False)
             self.actor = DeterministicActor(obs_dim, act_dim, config.hidden_sizes).to(self.device)
             self.actor.net = stack_mlp([a.actor.net for a in agents])
             self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)

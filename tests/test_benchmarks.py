@@ -73,16 +73,17 @@ def test_smoke_runs_through_the_process_executor_write_valid_results_and_resume_
     assert {o["status"] for o in s2["outcomes"].values()} == {"skipped"}
 
 
-def test_interrupted_run_resumes_to_the_same_result(tmp_path):
+@pytest.mark.parametrize("seeds_per_process", [None, 1])  # the stacked trainer (default) and one process per run
+def test_interrupted_run_resumes_to_the_same_result(tmp_path, seeds_per_process):
     """A run stopped half-way (checkpoint, no result.json) resumes; its curve equals an uninterrupted run."""
     full = _runs(["swimmer"], steps=200)[:1]
-    runner.run_matrix(full, tmp_path / "a", "inline", progress=False)
+    runner.run_matrix(full, tmp_path / "a", "inline", progress=False, seeds_per_process=seeds_per_process)
     half = [tiers.RunDef(**{**full[0].to_dict(), "steps": 100})]
-    runner.run_matrix(half, tmp_path / "b", "inline", progress=False)
+    runner.run_matrix(half, tmp_path / "b", "inline", progress=False, seeds_per_process=seeds_per_process)
     (tmp_path / "b" / "smoke" / full[0].key / "result.json").unlink()  # as if killed before the run finished
     import json as _j
     p = tmp_path / "b" / "smoke" / full[0].key / "metadata.json"
-    s = runner.run_matrix(full, tmp_path / "b", "inline", progress=False)
+    s = runner.run_matrix(full, tmp_path / "b", "inline", progress=False, seeds_per_process=seeds_per_process)
     assert s["outcomes"][full[0].key]["status"] == "completed"
     a = _results(tmp_path / "a")[0][full[0].key]
     b = _results(tmp_path / "b")[0][full[0].key]

@@ -11,8 +11,9 @@
 Training-rollout statistics come from a wrapper around the task env (registered as
 `SoftQBench/<task>-<hash>-v0`, built by the training loop's own `gym.make`), so the training loop is
 unchanged. They are max / min over steps, hence idempotent: replaying the current episode on resume
-does not change them, and their value at the checkpoint is restored from the checkpoint's
-metrics row, so a resumed run's curve equals an uninterrupted one.
+does not change them, and their value at the checkpoint (the checkpoint's metrics row, given to
+`make_evaluate`) is merged in at the first evaluation, so a resumed run's curve equals an
+uninterrupted one.
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from gymnasium.envs.registration import register, registry
 from .. import envs as _envs
 from ..envs.multigoal import goals_reached
 
-__all__ = ["PROTOCOLS", "tracked_env_id", "make_evaluate", "final_metrics", "set_resume_state", "EVAL_SEED"]
+__all__ = ["PROTOCOLS", "tracked_env_id", "make_evaluate", "final_metrics", "EVAL_SEED"]
 
 EVAL_SEED = 10_000  # evaluation episode i is reset with EVAL_SEED + i, the same every epoch
 
@@ -42,7 +43,7 @@ _TRACKED: dict[str, dict[str, tuple[float, Callable[[float, float], float]]]] = 
 }
 PROTOCOLS = tuple(_TRACKED)
 
-_ACTIVE: dict[str, Any] = {"tracker": None, "resume": None}
+_ACTIVE: dict[str, Any] = {"tracker": None}
 
 
 class TrackingWrapper(gym.Wrapper):
@@ -51,9 +52,7 @@ class TrackingWrapper(gym.Wrapper):
     def __init__(self, env: gym.Env, protocol: str):
         super().__init__(env)
         self.protocol = protocol
-        spec = _TRACKED[protocol]
-        init = _ACTIVE["resume"] or {}
-        self.stats = {k: float(init.get(k, v0)) for k, (v0, _) in spec.items()}
+        self.stats = {k: float(v0) for k, (v0, _) in _TRACKED[protocol].items()}
         self.threshold = getattr(env.unwrapped, "threshold_distance", None)
         self.finish_line = getattr(env.unwrapped, "finish_line", None)
         self._start = None
@@ -100,12 +99,6 @@ def tracked_env_id(base_id: str, protocol: str, env_kwargs: dict[str, Any]) -> s
                  disable_env_checker=True,  # the wrapped task passes gymnasium's check_env (tests/test_benchmark_envs.py)
                  kwargs={"base_id": base_id, "protocol": protocol, "env_kwargs": dict(env_kwargs)})
     return env_id
-
-
-def set_resume_state(row: dict[str, Any] | None) -> None:
-    """Tracked values at the checkpoint (its metrics row), restored when the training loop rebuilds the env."""
-    _ACTIVE["resume"] = None if row is None else {k: float(v) for k, v in row.items()
-                                                   if any(k in t for t in _TRACKED.values()) and v not in (None, "")}
 
 
 def _discounted_eval(agent, env_id: str, config, n: int, gamma: float) -> dict[str, float]:

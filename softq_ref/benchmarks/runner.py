@@ -130,7 +130,7 @@ def _run_one(run: RunDef, out_root: str, command: list[str], queue: Any) -> dict
     keep_freed_memory()  # fewer page faults per update; numbers unchanged
     from ..config import SQLConfig
     from ..training import make_agent, make_env, read_metrics, train
-    from .protocols import final_metrics, make_evaluate, set_resume_state, tracked_env_id
+    from .protocols import final_metrics, make_evaluate, tracked_env_id
 
     d = run_dir(out_root, run)
     d.mkdir(parents=True, exist_ok=True)
@@ -140,20 +140,10 @@ def _run_one(run: RunDef, out_root: str, command: list[str], queue: Any) -> dict
     obs_dim, act_dim = probe.observation_space.shape[0], probe.action_space.shape[0]
     probe.close()
     agent = make_agent(run.algo, obs_dim, act_dim, config, run.seed)
-    ckpt_path = d / "checkpoint.pt"
-    resume = ckpt_path.exists()
-    start_step = 0
-    if resume:
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        start_step = int(ckpt["state"]["total_steps"])
-        del ckpt
-        rows = [r for r in read_metrics(d / "metrics.csv") if int(r["step"]) <= start_step
-                and int(r["step"]) % config.epoch_length == 0] if (d / "metrics.csv").exists() else []
-        set_resume_state(rows[-1] if rows else None)
-    else:
-        set_resume_state(None)
-        if run.init_from:
-            _init_from_pretrained(agent, Path(out_root) / run.tier / run.init_from / "checkpoint.pt")
+    resume = (d / "checkpoint.pt").exists()
+    start_step, resume_row = _resume_point(d, config.epoch_length)
+    if not resume and run.init_from:
+        _init_from_pretrained(agent, Path(out_root) / run.tier / run.init_from / "checkpoint.pt")
     if queue is not None:
         queue.put(("start", run.key, start_step, run.steps))
     step = [start_step]
@@ -163,7 +153,7 @@ def _run_one(run: RunDef, out_root: str, command: list[str], queue: Any) -> dict
         if queue is not None:
             queue.put(("step", run.key, step[0], run.steps))
 
-    evaluate = make_evaluate(run.protocol, run.env_id, run.eval_episodes, config, on_epoch)
+    evaluate = make_evaluate(run.protocol, run.env_id, run.eval_episodes, config, on_epoch, resume_row)
     t0 = time.perf_counter()
     summary = train(agent, env_id, run.steps, run.seed, d, resume=resume, progress=False, evaluate=evaluate)
     metrics, curves = final_metrics(run.protocol, read_metrics(d / "metrics.csv"))
@@ -196,7 +186,7 @@ def _run_group(runs: list[RunDef], out_root: str, command: list[str], queue: Any
     from ..training import make_env, read_metrics
     from ..vectorized import make_stacked_agent
     from ..vectorized_training import train_many
-    from .protocols import final_metrics, make_evaluate, set_resume_state, tracked_env_id
+    from .protocols import final_metrics, make_evaluate, tracked_env_id
 
     r0 = runs[0]
     if any(_group_key(r) != _group_key(r0) for r in runs):
@@ -207,21 +197,12 @@ def _run_group(runs: list[RunDef], out_root: str, command: list[str], queue: Any
     if any((d / "checkpoint.pt").exists() != resume for d in dirs):
         raise RunnerError(f"runs {[r.key for r in runs]}: some have a checkpoint and some not; group them apart")
     env_id = tracked_env_id(r0.env_id, r0.protocol, r0.env_kwargs)
-    set_resume_state(None)  # several envs in this process: each evaluate callback merges its own row
     probe = make_env(r0.env_id, config)
     obs_dim, act_dim = probe.observation_space.shape[0], probe.action_space.shape[0]
     probe.close()
     agent = make_stacked_agent(r0.algo, obs_dim, act_dim, config, [r.seed for r in runs])
-    resume_rows: list[dict | None] = []
-    start_step = 0
-    for d in dirs:
-        row = None
-        if resume:
-            start_step = _checkpoint_step(d / "checkpoint.pt") or 0
-            rows = [x for x in read_metrics(d / "metrics.csv") if int(x["step"]) <= start_step
-                    and int(x["step"]) % config.epoch_length == 0] if (d / "metrics.csv").exists() else []
-            row = rows[-1] if rows else None
-        resume_rows.append(row)
+    points = [_resume_point(d, config.epoch_length) for d in dirs]  # each evaluate callback merges its own row
+    start_step, resume_rows = points[0][0], [row for _, row in points]
     if not resume and r0.init_from:
         states = [agent.seed_state_dict(i) for i in range(len(runs))]
         for st, r in zip(states, runs):
@@ -262,6 +243,19 @@ def _result(run: RunDef, metrics: dict, curves: dict, summary: dict, t0: float, 
             "trainer": trainer, "group_seeds": group_seeds,
             "files": {"config": "config.json", "metadata": "metadata.json", "metrics": "metrics.csv",
                       "checkpoint": "checkpoint.pt"}}
+
+
+def _resume_point(d: Path, epoch_length: int) -> tuple[int, dict | None]:
+    """(step of the run folder's checkpoint, its metrics row at the last epoch end up to it); (0, None) without
+    a (readable) checkpoint. The row's tracked statistics continue the resumed run's curves."""
+    from ..training import read_metrics
+
+    step = _checkpoint_step(d / "checkpoint.pt")
+    if step is None:
+        return 0, None
+    rows = [r for r in read_metrics(d / "metrics.csv") if int(r["step"]) <= step
+            and int(r["step"]) % epoch_length == 0] if (d / "metrics.csv").exists() else []
+    return step, rows[-1] if rows else None
 
 
 def _checkpoint_step(path: Path) -> int | None:
