@@ -8,7 +8,7 @@ import os
 import pytest
 from scipy import stats
 
-from softq_ref.benchmarks import claims, runner, tiers
+from softq_ref.benchmarks import claims, jobs, runner, tiers
 from softq_ref.benchmarks.__main__ import main as cli_main
 
 SMOKE_STEPS = 120  # below the smoke tier's 200: these tests only exercise the plumbing
@@ -256,12 +256,12 @@ def test_default_seeds_per_task_cover_fine_tuning_and_the_maze(capsys):
 
 def test_jobs_stack_runs_that_differ_only_in_their_seed(tmp_path):
     runs = _runs(["multigoal", "point_finetune"], seeds=range(5))
-    jobs = runner.plan_jobs(runs, 3, tmp_path)
-    for job in jobs:
-        assert len({runner._group_key(r) for r in job}) == 1 and len(job) <= 3
-    assert sorted(len(j) for j in jobs if j[0].task == "multigoal") == [2, 2, 3, 3]  # 5 seeds at S = 3: 3 + 2
-    assert sorted(r.key for j in jobs for r in j) == sorted(r.key for r in runs)
-    assert all(len(j) == 1 for j in runner.plan_jobs(runs, 1, tmp_path))
+    planned = jobs.plan_jobs(runs, 3, tmp_path)
+    for job in planned:
+        assert len({jobs.group_key(r) for r in job}) == 1 and len(job) <= 3
+    assert sorted(len(j) for j in planned if j[0].task == "multigoal") == [2, 2, 3, 3]  # 5 seeds at S = 3: 3 + 2
+    assert sorted(r.key for j in planned for r in j) == sorted(r.key for r in runs)
+    assert all(len(j) == 1 for j in jobs.plan_jobs(runs, 1, tmp_path))
 
 
 def test_runs_resumed_at_different_steps_go_to_different_jobs(tmp_path):
@@ -270,8 +270,8 @@ def test_runs_resumed_at_different_steps_go_to_different_jobs(tmp_path):
     s = runner.run_matrix(sql[:1], tmp_path, "inline", progress=False, seeds_per_process=4)
     assert s["outcomes"][sql[0].key]["status"] == "completed"
     (runner.run_dir(tmp_path, sql[0]) / "result.json").unlink()  # finished at 200 steps: a checkpoint, no result
-    jobs = runner.plan_jobs(sql, 4, tmp_path)
-    assert sorted(len(j) for j in jobs) == [1, 2]
+    planned = jobs.plan_jobs(sql, 4, tmp_path)
+    assert sorted(len(j) for j in planned) == [1, 2]
     s = runner.run_matrix(sql, tmp_path, "inline", progress=False, seeds_per_process=4)
     assert all(o["status"] == "completed" for o in s["outcomes"].values())
     res, _ = _results(tmp_path)

@@ -123,6 +123,25 @@ def test_report_contents_and_byte_identical_regeneration(results_dir, tmp_path):
     assert str(tmp_path) not in md  # the output location is not part of the report
     agg = {(a["task"], a["variant"]): a for a in rep["aggregates"]}
     assert agg[("point_maze", "ddpg")]["p_improvement"] == 1.0  # SQL's distance is lower in every pair
+    past = {(c["variant"], c["direction"], c["distance"]): c["past"] for c in rep["crossing"]}
+    assert past[("sql", "forward", 0.5)] == [0, 0, 0, 5] and past[("ddpg", "forward", 0.5)] == [0, 0, 0, 0]
+    assert "## Swimmer: runs past each distance, by step" in md and "| sql | forward | 0.5 | 0/5 | 0/5 | 0/5 | 5/5 |" in md
+
+
+def test_crossing_counts_runs_past_each_distance_by_step():
+    from softq_ref.benchmarks.crossing import crossing_rows, render_crossing
+
+    def res(seed, xs, mins, steps=(1, 2, 3)):
+        return {"protocol": "swimmer", "task": "swimmer", "variant": "ddpg", "steps": 3, "seed": seed,
+                "curves": {"step": list(steps), "max_x_so_far": xs, "min_x_so_far": mins}}
+    rs = [res(0, [0.2, 1.0, 1.6], [-0.1, -0.1, -0.1]), res(1, [None, 0.4, 0.6], [-0.6, -1.2, -2.5]),
+          res(2, [3.0, 3.0, 3.0], [0, 0, 0], steps=(1, 2, 4)),  # other steps than its group's: left out
+          {"protocol": "maze", "task": "point_maze", "variant": "sql", "steps": 3, "curves": {"step": [1]}}]
+    rows = {(r["direction"], r["distance"]): r for r in crossing_rows(rs)}
+    assert {r["n"] for r in rows.values()} == {2} and rows[("forward", 1.0)]["steps"] == [1, 2, 3]
+    assert rows[("forward", 0.5)]["past"] == [0, 1, 2] and rows[("forward", 1.5)]["past"] == [0, 0, 1]
+    assert rows[("backward", 1.0)]["past"] == [0, 1, 1] and rows[("backward", 2.0)]["past"] == [0, 0, 1]
+    assert "| ddpg | backward | 2 | 0/2 | 0/2 | 1/2 |" in render_crossing(list(rows.values()))
 
 
 def test_bad_files_are_reported_and_the_report_still_built(tmp_path):

@@ -15,7 +15,7 @@ than this under load 5-10).
 
 Multi-seed trainer. The runner stacks up to S seeds of one (task, variant) in one process
 (softq_ref.vectorized_training; SQL and DDPG). `estimate(..., seeds_per_process=S)` forms the runner's
-jobs (`runner.plan_jobs`) and divides each run's compute by the factor measured for its job's size n,
+jobs (`jobs.plan_jobs`) and divides each run's compute by the factor measured for its job's size n,
 and the process start by n; the factors are `throughput.json`'s `multiseed_speedup` ({"n": factor} or
 {"n": {"sql": f, "ddpg": f}}, from `nox -s perf`'s multi-seed section), interpolated in log n between
 measured sizes. Unmeasured: factor 1.0, and the printout says so.
@@ -27,6 +27,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from .jobs import plan_jobs, stackable_algos
 from .tiers import TASKS, RunDef
 
 __all__ = ["PROCESS_START_S", "body_of", "run_core_s", "speedup_factor", "estimate", "render_estimate", "CostError"]
@@ -139,14 +140,12 @@ def estimate(runs: list[RunDef], table: dict, seeds_per_process: int = 1, speedu
     group = {r.key: 1 for r in runs}  # the runner's jobs: seeds of one task and variant stacked, up to S
     job_of = {r.key: (r.key,) for r in runs}
     if seeds_per_process > 1:
-        from .runner import _stackable, plan_jobs
-
         for job in plan_jobs(runs, seeds_per_process, "/nonexistent-cost-estimate"):
             for r in job:
-                group[r.key] = len(job) if r.algo in _stackable() else 1
+                group[r.key] = len(job) if r.algo in stackable_algos() else 1
                 job_of[r.key] = tuple(x.key for x in job)
     stacked = seeds_per_process > 1
-    per_run = {r.key: run_core_s(r, table, group[r.key], speedup, stacked and r.algo in _stackable_algos())
+    per_run = {r.key: run_core_s(r, table, group[r.key], speedup, stacked and r.algo in stackable_algos())
                for r in runs}
     per_task: dict[str, dict[str, Any]] = defaultdict(lambda: {"runs": 0, "core_s": 0.0, "max_run_s": 0.0})
     per_claim: dict[str, float] = defaultdict(float)
@@ -168,18 +167,12 @@ def estimate(runs: list[RunDef], table: dict, seeds_per_process: int = 1, speedu
         if r.init_from and r.init_from in per_run:
             c += sum(per_run[k] for k in job_of[r.init_from])
         chain = max(chain, c)
-    factors = {a: speedup_factor(speedup, seeds_per_process, a, stacked and a in _stackable_algos())
+    factors = {a: speedup_factor(speedup, seeds_per_process, a, stacked and a in stackable_algos())
                for a in sorted({r.algo for r in runs})}
     sizes = sorted({group[r.key] for r in runs})
     meta = {k: table.get(k) for k in ("date", "git_commit", "machine", "load_average_before", "load_average_after")}
     return Estimate(len(runs), sum(per_run.values()), dict(per_task), dict(per_claim), chain, seeds_per_process,
                     factors, meta, sizes)
-
-
-def _stackable_algos() -> tuple[str, ...]:
-    from ..vectorized import STACKABLE_ALGOS
-
-    return STACKABLE_ALGOS
 
 
 def render_estimate(est: Estimate, workers: int) -> str:

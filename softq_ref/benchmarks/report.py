@@ -31,6 +31,7 @@ from typing import Any
 from . import claims as claims_mod
 from . import stats as st
 from ..runtime import cpu_model
+from .crossing import crossing_rows, render_crossing
 from .tiers import TASKS
 from .validate import PRIMARY_METRIC, LoadedResults, Rejected, load_conformance, load_results
 
@@ -287,6 +288,7 @@ def build_report(results_dir: str, conformance: list[str] | None = None, out: st
         "tier": loaded.tier,
         "claims": claims,
         "aggregates": _aggregates(rs),
+        "crossing": crossing_rows(rs),
         "figures": figs,
         "figure_notes": fig_notes,
         "conformance": conf,
@@ -384,6 +386,10 @@ def render_markdown(rep: dict) -> str:
         arrow = "up" if a["higher_is_better"] else "down"
         L.append(f"| {a['task']} | {a['variant']} | {a['metric']} ({arrow}) | {a['n']} | {_f(a['mean'])} "
                  f"{_ci(a['mean_ci95'])} | {_f(a['median'])} | {_f(a['iqm'])} {_ci(a['iqm_ci95'])} | {poi} |")
+    if rep.get("crossing"):
+        L += ["", "## Swimmer: runs past each distance, by step", "",
+              "The swimmer claim decides at one line and one step; this is the picture the line was chosen from "
+              "(`crossing.py`).", ""] + render_crossing(rep["crossing"])
     L += ["", "## Figures", ""]
     for f in rep["figures"]:
         L += [f"### {f['paper']}: `{f['file']}`", "", f"![{f['paper']}](figures/{f['file']})", "", f["caption"], ""]

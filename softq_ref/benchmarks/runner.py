@@ -17,7 +17,8 @@ run they are initialised from has finished; if it failed they are reported as bl
 Jobs: runs of SQL or DDPG that differ only in their seed train stacked, up to `seeds_per_process`
 seeds in one process (`run_group`, softq_ref.vectorized_training; a seed's results do not depend on
 which seeds share its process); other algorithms, or seeds_per_process = 1, train one run per process
-(`run_one`, softq_ref.training.train). A job is what an executor schedules.
+(`run_one`, softq_ref.training.train). A job is what an executor schedules; softq_ref.benchmarks.jobs
+plans them and orders them longest first.
 
 Executors: `process` (default; concurrent.futures with a fresh spawned process per job,
 max_workers = CPU cores) and `ray` (optional extra `ray`; each job is a Ray task with num_cpus=1 in a
@@ -38,6 +39,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable
 
+from .jobs import block_failed, checkpoint_step, group_key, plan_jobs, run_dir, stackable_algos
 from .tiers import RunDef
 
 __all__ = ["SCHEMA_VERSION", "RunnerError", "run_dir", "run_one", "run_group", "plan_jobs", "load_result", "run_matrix",
@@ -52,10 +54,6 @@ DEFAULT_SEEDS_PER_PROCESS = 16
 
 class RunnerError(RuntimeError):
     pass
-
-
-def run_dir(out_root: str | os.PathLike, run: RunDef) -> Path:
-    return Path(out_root) / run.tier / run.key
 
 
 def _atomic_json(path: Path, obj: dict) -> None:
@@ -189,7 +187,7 @@ def _run_group(runs: list[RunDef], out_root: str, command: list[str], queue: Any
     from .protocols import final_metrics, make_evaluate, tracked_env_id
 
     r0 = runs[0]
-    if any(_group_key(r) != _group_key(r0) for r in runs):
+    if any(group_key(r) != group_key(r0) for r in runs):
         raise RunnerError(f"runs {[r.key for r in runs]} differ in more than their seed; they cannot share a process")
     config = SQLConfig.from_dict(r0.config).validate()
     dirs = [run_dir(out_root, r) for r in runs]
@@ -250,68 +248,12 @@ def _resume_point(d: Path, epoch_length: int) -> tuple[int, dict | None]:
     a (readable) checkpoint. The row's tracked statistics continue the resumed run's curves."""
     from ..training import read_metrics
 
-    step = _checkpoint_step(d / "checkpoint.pt")
+    step = checkpoint_step(d / "checkpoint.pt")
     if step is None:
         return 0, None
     rows = [r for r in read_metrics(d / "metrics.csv") if int(r["step"]) <= step
             and int(r["step"]) % epoch_length == 0] if (d / "metrics.csv").exists() else []
     return step, rows[-1] if rows else None
-
-
-def _checkpoint_step(path: Path) -> int | None:
-    """The env step a run's checkpoint is at (None: no checkpoint, or unreadable: the worker reports it)."""
-    if not path.exists():
-        return None
-    try:
-        import torch
-
-        return int(torch.load(path, map_location="cpu", weights_only=False)["state"]["total_steps"])
-    except Exception:  # noqa: BLE001 - reported by the worker that tries to resume it
-        return None
-
-
-def _group_key(run: RunDef) -> str:
-    """Runs with equal keys differ only in their seed (and the seed of their pretraining run)."""
-    d = run.to_dict()
-    d.pop("seed")
-    d["init_from"] = None if run.init_from is None else run.init_from.rsplit("/seed", 1)[0]
-    return json.dumps(d, sort_keys=True, default=str)
-
-
-def plan_jobs(runs: list[RunDef], seeds_per_process: int, out_root: str | os.PathLike) -> list[list[RunDef]]:
-    """Split `runs` into jobs: groups of up to `seeds_per_process` runs that differ only in their seed
-    and whose checkpoints are at the same step (stackable algos), single runs otherwise."""
-    from ..vectorized import STACKABLE_ALGOS
-
-    if seeds_per_process <= 1:
-        return [[r] for r in runs]
-    buckets: dict[tuple, list[RunDef]] = {}
-    jobs: list[list[RunDef]] = []
-    for r in runs:
-        if r.algo not in STACKABLE_ALGOS:
-            jobs.append([r])
-            continue
-        buckets.setdefault((_group_key(r), _checkpoint_step(run_dir(out_root, r) / "checkpoint.pt")), []).append(r)
-    for members in buckets.values():
-        members.sort(key=lambda r: r.seed)
-        n = math.ceil(len(members) / seeds_per_process)  # equal-sized groups: 10 seeds at S = 8 -> 5 + 5
-        size = math.ceil(len(members) / n)
-        jobs += [members[i:i + size] for i in range(0, len(members), size)]
-    return _longest_first(jobs)
-
-
-def _longest_first(jobs: list[list[RunDef]]) -> list[list[RunDef]]:
-    """Order jobs by their cost plus that of the runs waiting for them (fine-tuning on its pretraining),
-    longest first: with few jobs per worker, a long job started last sets the matrix's wall time.
-    Cost = env steps x (2 for SQL: its update costs ~2-5x DDPG's, perf README)."""
-    def cost(r: RunDef) -> float:
-        return r.steps * (2.0 if r.algo == "sql" else 1.0)
-    waiting: dict[str, float] = {}
-    for j in jobs:
-        for r in j:
-            if r.init_from:
-                waiting[r.init_from] = waiting.get(r.init_from, 0.0) + cost(r)
-    return sorted(jobs, key=lambda j: -sum(cost(r) + waiting.get(r.key, 0.0) for r in j))
 
 
 _NETWORKS = {"sql": ("q", "q_target", "sampler"), "ddpg": ("q", "q_target", "actor", "actor_target")}
@@ -426,7 +368,7 @@ def run_matrix(runs: list[RunDef], out_root: str | os.PathLike, executor: str = 
 
     def call(job: list[RunDef]) -> tuple[Callable, tuple]:
         """The worker function and its arguments for one job (queue added by the executor)."""
-        if spp > 1 and job[0].algo in _stackable():
+        if spp > 1 and job[0].algo in stackable_algos():
             return run_group, ([r.to_dict() for r in job], out_root, command)
         return run_one, (job[0].to_dict(), out_root, command)
 
@@ -465,7 +407,7 @@ def run_matrix(runs: list[RunDef], out_root: str | os.PathLike, executor: str = 
     try:
         if executor == "inline":
             while pending:
-                _block_failed(pending, outcomes, runs, record)
+                block_failed(pending, outcomes, record)
                 job = next((j for j in pending if job_ready(j)), None)
                 if job is None:
                     break
@@ -477,7 +419,7 @@ def run_matrix(runs: list[RunDef], out_root: str | os.PathLike, executor: str = 
             with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, max_tasks_per_child=1) as pool:
                 inflight: dict[cf.Future, list[RunDef]] = {}
                 while pending or inflight:
-                    _block_failed(pending, outcomes, runs, record)
+                    block_failed(pending, outcomes, record)
                     for job in [j for j in pending if job_ready(j)]:
                         pending.remove(job)
                         fn, args = call(job)
@@ -498,7 +440,7 @@ def run_matrix(runs: list[RunDef], out_root: str | os.PathLike, executor: str = 
             remotes: dict[Callable, Any] = {}  # max_calls=1: a fresh worker process per job
             inflight_r: dict[Any, list[RunDef]] = {}
             while pending or inflight_r:
-                _block_failed(pending, outcomes, runs, record)
+                block_failed(pending, outcomes, record)
                 for job in [j for j in pending if job_ready(j)]:
                     pending.remove(job)
                     fn, args = call(job)
@@ -513,7 +455,7 @@ def run_matrix(runs: list[RunDef], out_root: str | os.PathLike, executor: str = 
                         record_job(job, ray.get(ref))
                     except Exception as e:
                         fail_job(job, f"ray task failed: {type(e).__name__}: {e}")
-        _block_failed(pending, outcomes, runs, record)
+        block_failed(pending, outcomes, record)
     finally:
         stop.set()
         if drain is not None:
@@ -524,23 +466,6 @@ def run_matrix(runs: list[RunDef], out_root: str | os.PathLike, executor: str = 
     summary = {"outcomes": outcomes, "problems": problems, "wall_time_s": time.perf_counter() - t0,
                "executor": executor, "workers": workers, "seeds_per_process": spp}
     return summary
-
-
-def _block_failed(pending: list[list[RunDef]], outcomes: dict, runs: list[RunDef], record) -> None:
-    """Runs whose pretraining failed are blocked; the rest of their job still runs."""
-    for job in list(pending):
-        for r in list(job):
-            if r.init_from and r.init_from in outcomes and outcomes[r.init_from]["status"] in ("failed", "blocked"):
-                job.remove(r)
-                record(r.key, {"key": r.key, "status": "blocked", "error": f"its pretraining run {r.init_from} did not finish"})
-        if not job:
-            pending.remove(job)
-
-
-def _stackable() -> tuple[str, ...]:
-    from ..vectorized import STACKABLE_ALGOS
-
-    return STACKABLE_ALGOS
 
 
 def collect_results(out_root: str | os.PathLike, tier: str, runs: list[RunDef] | None = None) -> tuple[list[dict], list[str]]:
