@@ -318,3 +318,15 @@ def test_third_party_variants_are_loaded_but_do_not_enter_the_sql_ddpg_verdicts(
     assert "unknown algo 'ppo'" in reasons["ci/multigoal/bogus/seed0/result.json"]
     mg = next(v for v in claims_mod.evaluate_claims(loaded.results) if v.claim == "CLAIM.5_1.multigoal_modes")
     assert (mg.measured["sql_runs"], mg.measured["ddpg_runs"]) == (5, 5)
+
+
+def test_a_resumed_matrix_estimates_only_its_unfinished_runs(tmp_path, capsys):
+    from softq_ref.benchmarks.__main__ import main as bench_main
+
+    make_results(tmp_path, seeds=[0, 1], tasks=["multigoal"], checkpoints=False)
+    args = ["--tier", "ci", "--seeds", "0-1", "--out", str(tmp_path), "--workers", "2", "--claims-only", "--no-progress"]
+    bench_main([*args, "--tasks", "multigoal"])
+    assert "cost estimate: " in (out := capsys.readouterr().out) and "core-h for 4 runs; all finished" in out
+    bench_main([*args, "--tasks", "multigoal,point_maze"])
+    out = capsys.readouterr().out
+    assert "core-h for 8 runs; 4 not finished: " in out and "h on 2 worker(s)" in out

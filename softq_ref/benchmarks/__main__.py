@@ -29,7 +29,8 @@ from ..config import ConfigError
 from . import claims as claims_mod
 from .cost import CostError, estimate, render_estimate
 from .power import claim_power_analysis, render_power
-from .runner import DEFAULT_SEEDS_PER_PROCESS, EXECUTORS, RunnerError, _atomic_json, collect_results, run_matrix
+from .runner import (DEFAULT_SEEDS_PER_PROCESS, EXECUTORS, RunnerError, _atomic_json, collect_results, load_result,
+                     run_dir, run_matrix)
 from .throughput import load_table
 from .tiers import DEFAULT_TASKS, GROUPS, TASKS, TIERS, default_seeds, matrix
 
@@ -105,6 +106,11 @@ def _roles_tag(roles: dict[str, str]) -> str:
     return f"{roles['sql']}-vs-{roles['ddpg']}"
 
 
+def _unfinished(runs: list, out: str) -> list:
+    """The runs without a valid result.json under `out` (what a resumed matrix still has to train)."""
+    return [r for r in runs if load_result(run_dir(out, r) / "result.json", r)[0] is None]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m softq_ref.benchmarks", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -170,10 +176,17 @@ def main(argv: list[str] | None = None) -> int:
         for pa in _power_analyses(claim_runs, roles):
             print(render_power(pa))
     try:
-        est = estimate(runs, load_table(args.throughput), args.seeds_per_process)
-        print(render_estimate(est, workers) if args.dry_run else
-              f"cost estimate: {est.core_s / 3600:.2f} core-h, wall >= {est.wall_s(workers) / 3600:.2f} h on "
-              f"{workers} worker(s) (--dry-run for the table)")
+        table = load_table(args.throughput)
+        est = estimate(runs, table, args.seeds_per_process)
+        if args.dry_run:
+            print(render_estimate(est, workers))
+        else:
+            left = _unfinished(runs, args.out) if args.out else runs
+            est_left = estimate(left, table, args.seeds_per_process) if left else None
+            print(f"cost estimate: {est.core_s / 3600:.2f} core-h for {len(runs)} runs"
+                  + (f"; {len(left)} not finished: {est_left.core_s / 3600:.2f} core-h, wall >= "
+                     f"{est_left.wall_s(workers) / 3600:.2f} h on {workers} worker(s)" if est_left else "; all finished")
+                  + " (a lower bound: measured matrices took ~1.4x, MEASURED.md; --dry-run for the table)")
     except (ValueError, CostError) as e:  # an unmeasured tier (smoke) or a bad table: no estimate, no failure
         if args.dry_run or args.throughput:
             print(f"no cost estimate: {e}")
