@@ -180,9 +180,11 @@ def test_throughput_table_errors_name_the_file_and_field(tmp_path):
 
 
 def test_long_tier_fits_three_hours_on_two_cores_and_states_every_reduction():
-    est = cost.estimate(tiers.matrix("long", None, list(range(5))), throughput.load_table())
-    # margin: the ci matrix took 1.1x its estimate on this machine at load ~1 (README.md, "Cost estimate")
-    assert est.wall_s(2) <= 3 * 3600 / 1.3, "the long tier must fit 3 h with a margin for a loaded machine"
+    from softq_ref.benchmarks.runner import DEFAULT_SEEDS_PER_PROCESS
+
+    est = cost.estimate(tiers.matrix("long", None, None), throughput.load_table(), DEFAULT_SEEDS_PER_PROCESS)
+    # margin: the long tier's jobs took 1.39-1.48x their estimate on this machine (MEASURED.md, 2026-12-03)
+    assert est.wall_s(2) * 1.5 <= 3 * 3600, "the long tier (default seeds, stacked) must fit 3 h on 2 cores"
     long = tiers.TIERS["long"]
     for key, tt in long.items():
         assert tt.reductions and all(r.why and "placeholder" not in r.why for r in tt.reductions), key
