@@ -330,3 +330,36 @@ def test_a_resumed_matrix_estimates_only_its_unfinished_runs(tmp_path, capsys):
     bench_main([*args, "--tasks", "multigoal,point_maze"])
     out = capsys.readouterr().out
     assert "core-h for 8 runs; 4 not finished: " in out and "h on 2 worker(s)" in out
+
+
+def test_a_resumed_matrix_keeps_the_history_of_its_invocations(tmp_path):
+    from softq_ref.benchmarks.__main__ import _invocations
+
+    path = tmp_path / "matrix.json"
+    first = {"command": ["a"], "time": "t1", "wall_time_s": 100.0, "counts": {"completed": 3}, "executor": "process", "workers": 2}
+    assert _invocations(path, first) == [first]  # no matrix.json yet
+    path.write_text(json.dumps({**first, "runs": ["x"], "outcomes": {}}))  # a file written before the history existed
+    second = {**first, "time": "t2", "wall_time_s": 5.0, "counts": {"skipped": 3}}
+    assert _invocations(path, second) == [first, second]
+    path.write_text(json.dumps({**second, "invocations": [first, second]}))
+    third = {**second, "time": "t3"}
+    assert _invocations(path, third) == [first, second, third]
+    path.write_text("{not json")
+    assert _invocations(path, third) == [third]
+
+
+def test_report_counts_a_stacked_process_once_and_adds_up_the_invocations():
+    from softq_ref.benchmarks.report import _matrix_wall, _process_wall_sum
+
+    stacked = [{"task": "swimmer", "variant": "sql", "seed": s, "group_seeds": [0, 1, 2], "wall_time_s": 100.0 + s}
+               for s in range(3)]
+    alone = [{"task": "swimmer", "variant": "ddpg", "seed": s, "wall_time_s": 10.0} for s in range(2)]
+    assert _process_wall_sum(stacked + alone) == pytest.approx(102.0 + 20.0)
+    env = {"matrix_wall_time_s": 5.0, "matrix_executor": "process", "matrix_workers": 2, "matrix_counts": {"skipped": 4},
+           "matrix_invocations": [{"wall_time_s": 100.0}, {"wall_time_s": 5.0}]}
+    text = _matrix_wall(env)
+    assert "the last of 2 recorded invocations; all together 105 s" in text and "skipped 4 runs" in text
+    text = _matrix_wall({**env, "matrix_invocations": []})
+    assert "skipped 4 runs" in text and "no earlier invocation recorded" in text
+    assert _matrix_wall({**env, "matrix_counts": {"completed": 4}, "matrix_invocations": [{"wall_time_s": 5.0}]}) == \
+        "5 s, executor process, 2 workers"

@@ -29,8 +29,8 @@ from ..config import ConfigError
 from . import claims as claims_mod
 from .cost import CostError, estimate, render_estimate
 from .power import claim_power_analysis, render_power
-from .runner import (DEFAULT_SEEDS_PER_PROCESS, EXECUTORS, RunnerError, _atomic_json, collect_results, load_result,
-                     run_dir, run_matrix)
+from .runner import (DEFAULT_SEEDS_PER_PROCESS, EXECUTORS, RunnerError, _atomic_json, collect_results, run_matrix,
+                     unfinished_runs)
 from .throughput import load_table
 from .tiers import DEFAULT_TASKS, GROUPS, TASKS, TIERS, default_seeds, matrix
 
@@ -106,9 +106,22 @@ def _roles_tag(roles: dict[str, str]) -> str:
     return f"{roles['sql']}-vs-{roles['ddpg']}"
 
 
-def _unfinished(runs: list, out: str) -> list:
-    """The runs without a valid result.json under `out` (what a resumed matrix still has to train)."""
-    return [r for r in runs if load_result(run_dir(out, r) / "result.json", r)[0] is None]
+_INVOCATION_KEYS = ("command", "time", "wall_time_s", "counts", "executor", "workers")
+
+
+def _invocations(matrix_path: Path, this: dict) -> list[dict]:
+    """Every invocation of this matrix, oldest first: those of the existing matrix.json, then `this`.
+
+    A resumed matrix overwrites matrix.json; its history keeps the wall time of the earlier
+    invocations, which the report adds up (the last invocation alone may have skipped most runs)."""
+    try:
+        old = json.loads(matrix_path.read_text())
+    except (OSError, ValueError):
+        old = None
+    earlier: list[dict] = []
+    if isinstance(old, dict):
+        earlier = old.get("invocations") or [{k: old.get(k) for k in _INVOCATION_KEYS}]  # a file older than the history
+    return [*earlier, this]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -181,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.dry_run:
             print(render_estimate(est, workers))
         else:
-            left = _unfinished(runs, args.out) if args.out else runs
+            left = unfinished_runs(runs, args.out)[0]
             est_left = estimate(left, table, args.seeds_per_process) if left else None
             print(f"cost estimate: {est.core_s / 3600:.2f} core-h for {len(runs)} runs"
                   + (f"; {len(left)} not finished: {est_left.core_s / 3600:.2f} core-h, wall >= "
@@ -216,11 +229,14 @@ def main(argv: list[str] | None = None) -> int:
         counts: dict[str, int] = {}
         for o in summary["outcomes"].values():
             counts[o["status"]] = counts.get(o["status"], 0) + 1
+        now = datetime.datetime.now(datetime.timezone.utc).isoformat()
+        this = {"command": command, "time": now, "wall_time_s": summary["wall_time_s"], "counts": counts,
+                "executor": summary["executor"], "workers": summary["workers"]}
         _atomic_json(out / matrix_name, {"command": command, "tier": args.tier,
                                            "seeds": args.seeds if args.seeds is not None else
                                            {t: len(default_seeds(args.tier, t)) for t in dict.fromkeys(r.task for r in runs)},
-                                           "runs": [r.key for r in runs], "counts": counts,
-                                           "time": datetime.datetime.now(datetime.timezone.utc).isoformat(), **summary})
+                                           "runs": [r.key for r in runs], "counts": counts, "time": now, **summary,
+                                           "invocations": _invocations(out / matrix_name, this)})
         print(f"matrix: {len(runs)} runs, {counts}, wall {summary['wall_time_s']:.1f} s "
               f"({summary['executor']}, {summary['workers']} workers)")
     if args.algos is not None and roles is None:

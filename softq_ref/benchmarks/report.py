@@ -191,6 +191,31 @@ def _pkg(name: str) -> str:
         return "not installed"
 
 
+def _process_wall_sum(results: list[dict]) -> float:
+    """Core-seconds of the runs: seeds trained stacked in one process (the same `group_seeds`) count once."""
+    jobs: dict[tuple, float] = {}
+    for r in results:
+        group = tuple(r.get("group_seeds") or [r["seed"]])
+        key = (r["task"], r["variant"], group)
+        jobs[key] = max(jobs.get(key, 0.0), float(r.get("wall_time_s") or 0.0))
+    return sum(jobs.values())
+
+
+def _matrix_wall(env: dict) -> str:
+    if env["matrix_wall_time_s"] is None:
+        return "-"
+    text = f"{_f(env['matrix_wall_time_s'], 4)} s, executor {env['matrix_executor']}, {env['matrix_workers']} workers"
+    inv = env.get("matrix_invocations") or []
+    skipped = (env.get("matrix_counts") or {}).get("skipped", 0)
+    if len(inv) > 1:
+        total = sum(float(i.get("wall_time_s") or 0.0) for i in inv)
+        text += f" (the last of {len(inv)} recorded invocations; all together {_f(total, 4)} s)"
+    if skipped:
+        text += (f"; the last invocation skipped {skipped} runs finished earlier, so their time is not in it"
+                 + ("" if len(inv) > 1 else " (no earlier invocation recorded in matrix.json)"))
+    return text
+
+
 def _environment(loaded: LoadedResults) -> dict:
     rs = loaded.results
     versions = Counter(json.dumps(r["versions"], sort_keys=True) for r in rs)
@@ -213,7 +238,10 @@ def _environment(loaded: LoadedResults) -> dict:
         "matrix_executor": m.get("executor"),
         "matrix_workers": m.get("workers"),
         "matrix_counts": m.get("counts"),
+        "matrix_invocations": [{k: i.get(k) for k in ("time", "wall_time_s", "counts")}
+                               for i in m.get("invocations") or [] if isinstance(i, dict)],
         "run_wall_time_s_sum": sum(float(r.get("wall_time_s") or 0.0) for r in rs),
+        "process_wall_time_s_sum": _process_wall_sum(rs),
         "run_wall_time_s_max": max((float(r.get("wall_time_s") or 0.0) for r in rs), default=0.0),
         "torch_threads_per_run": 1,  # runner._run_one: torch.set_num_threads(1) in every worker
         "report_machine": {"cpu_model": cpu_model(), "cpu_count": os.cpu_count(), "platform": platform.platform(),
@@ -419,10 +447,11 @@ def render_markdown(rep: dict) -> str:
             ("runs per task/variant", ", ".join(f"{k} {v}" for k, v in env["runs_per_group"].items())),
             ("matrix command", f"`{env['matrix_command']}`" if env["matrix_command"] else "-"),
             ("matrix finished (UTC)", env["matrix_time_utc"] or "-"),
-            ("matrix wall time", f"{_f(env['matrix_wall_time_s'], 4)} s, executor {env['matrix_executor']}, "
-                                 f"{env['matrix_workers']} workers" if env["matrix_wall_time_s"] is not None else "-"),
+            ("matrix wall time", _matrix_wall(env)),
             ("matrix outcomes", json.dumps(env["matrix_counts"]) if env["matrix_counts"] else "-"),
-            ("sum of run wall times", f"{_f(env['run_wall_time_s_sum'], 5)} s (longest run {_f(env['run_wall_time_s_max'], 4)} s)"),
+            ("compute of the runs", f"{_f(env['process_wall_time_s_sum'] / 3600, 3)} core-h: the wall times of the "
+                                    f"training processes (stacked seeds share one), summed; longest run "
+                                    f"{_f(env['run_wall_time_s_max'], 4)} s"),
             ("torch threads per run", env["torch_threads_per_run"]),
             ("git commits of the results", ", ".join(f"`{k}` ({v} runs)" for k, v in env["git_commits_of_results"].items())),
             ("run commands", "; ".join(f"`{k}` ({v})" for k, v in env["commands_of_results"].items()))]

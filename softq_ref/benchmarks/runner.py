@@ -43,7 +43,7 @@ from .jobs import block_failed, checkpoint_step, group_key, plan_jobs, run_dir, 
 from .tiers import RunDef
 
 __all__ = ["SCHEMA_VERSION", "RunnerError", "run_dir", "run_one", "run_group", "plan_jobs", "load_result", "run_matrix",
-           "collect_results", "EXECUTORS", "DEFAULT_SEEDS_PER_PROCESS"]
+           "unfinished_runs", "collect_results", "EXECUTORS", "DEFAULT_SEEDS_PER_PROCESS"]
 
 SCHEMA_VERSION = 1
 EXECUTORS = ("process", "ray", "inline")
@@ -343,18 +343,11 @@ def run_matrix(runs: list[RunDef], out_root: str | os.PathLike, executor: str = 
     spp = DEFAULT_SEEDS_PER_PROCESS if seeds_per_process is None else int(seeds_per_process)
     if spp < 1:
         raise RunnerError(f"seeds_per_process = {seeds_per_process!r} is invalid: expected an integer >= 1")
-    outcomes: dict[str, dict] = {}
-    problems: list[str] = []
-    todo: list[RunDef] = []
-    for r in runs:
-        res, problem = load_result(run_dir(out_root, r) / "result.json", r)
-        if problem:
-            problems.append(problem)
-            log(f"warning: {problem}")
-        if res is not None:
-            outcomes[r.key] = {"key": r.key, "status": "skipped"}
-        else:
-            todo.append(r)
+    todo, problems = unfinished_runs(runs, out_root)
+    for problem in problems:
+        log(f"warning: {problem}")
+    pending_keys = {r.key for r in todo}
+    outcomes: dict[str, dict] = {r.key: {"key": r.key, "status": "skipped"} for r in runs if r.key not in pending_keys}
     done = {k for k, o in outcomes.items() if o["status"] in ("completed", "skipped")}
     bars = _Bars(len(runs), progress and sys.stderr.isatty())
     bars.matrix.update(len(runs) - len(todo))
@@ -466,6 +459,19 @@ def run_matrix(runs: list[RunDef], out_root: str | os.PathLike, executor: str = 
     summary = {"outcomes": outcomes, "problems": problems, "wall_time_s": time.perf_counter() - t0,
                "executor": executor, "workers": workers, "seeds_per_process": spp}
     return summary
+
+
+def unfinished_runs(runs: list[RunDef], out_root: str | os.PathLike) -> tuple[list[RunDef], list[str]]:
+    """The runs of `runs` without a valid result.json under `out_root` (what a resumed matrix still has to
+    train, in order), and the problems found in the result files that exist but are rejected."""
+    todo, problems = [], []
+    for r in runs:
+        res, problem = load_result(run_dir(out_root, r) / "result.json", r)
+        if problem:
+            problems.append(problem)
+        if res is None:
+            todo.append(r)
+    return todo, problems
 
 
 def collect_results(out_root: str | os.PathLike, tier: str, runs: list[RunDef] | None = None) -> tuple[list[dict], list[str]]:
