@@ -46,11 +46,24 @@ def _rows(r: dict) -> dict[str, str]:
     if ms and "update_flop_rate" in ms:
         for row in ms["rows"]:
             tag = "one process per seed" if row["mode"] != "stacked" else f"stacked S={row['S']}"
-            out[f"multi-seed {row['algo']} {row['task']} ({row['tier']}), {tag}, seed-steps/s per core"] = \
-                _f(row["seed_steps_per_s_per_core"], "{:.0f}") + f" ({row['speedup']:.1f}x; load {row['load_1min']:.2f})"
+            name = f"multi-seed {row['algo']} {row['task']} ({row['tier']}), {tag}"
+            if "whole_run_seed_steps_per_s_per_core" in row:  # a marginal rate; under its own name, so that a
+                # --before file of whole-run rates is not set beside it as if comparable
+                method = "" if row.get("rate_method", "marginal") == "marginal" else "; NOT marginal: whole run"
+                out[f"{name}, marginal seed-steps/s per core"] = (
+                    _f(row["seed_steps_per_s_per_core"], "{:.0f}")
+                    + f" (whole run {row['whole_run_seed_steps_per_s_per_core']:.0f}; {row['speedup']:.2f}x{method}; "
+                      f"load {row['load_1min']:.2f})")
+            else:
+                out[f"{name}, seed-steps/s per core"] = \
+                    _f(row["seed_steps_per_s_per_core"], "{:.0f}") + f" ({row['speedup']:.1f}x; load {row['load_1min']:.2f})"
         for f in ms["update_flop_rate"]:
             out[f"multi-seed {f['algo']} update S={f['S']}, ms / GFLOP/s / ratio to matmul rate"] = \
                 f"{f['update_ms']:.1f} / {f['achieved_gflops']:.1f} / {f['ratio_to_matmul_rate']:.2f}"
+            if "single_update_ms" in f:
+                out[f"multi-seed {f['algo']} update S={f['S']}, single-seed update ms / update speed-up / "
+                    "speed-up ceiling at the matmul rate"] = \
+                    f"{f['single_update_ms']:.2f} / {f['update_speedup']:.2f}x / {f['speedup_ceiling_at_matmul_rate']:.2f}x"
     elif ms:  # files written before the stacked trainer: S processes vs the old batched update
         for row in ms["rows"]:
             mode = row["mode"] + (f" @{row['threads']}t" if "threads" in row else "")

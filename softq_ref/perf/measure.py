@@ -28,7 +28,7 @@ from ..config import SQLConfig
 from ..runtime import cpu_model
 from .flops import MatmulReplay, count_flops, record_matmuls
 
-__all__ = ["SETTINGS", "run", "resolve_device", "machine_info", "multiseed_summary"]
+__all__ = ["SETTINGS", "run", "resolve_device", "machine_info", "multiseed_summary", "multiseed_lengths"]
 
 CONTENDED_LOAD = 1.5
 SWIMMER = "SoftQ/SwimmerFinishLine-v0"
@@ -277,10 +277,24 @@ def peak_memory(algo: str, steps: int, min_replay: int, threads: int, device: to
 # -- multi-seed throughput ------------------------------------------------------------------------------
 MULTISEED_S = (1, 4, 16, 64)
 MULTISEED_TARGET = 5.0  # issue 16: stacked seed-steps/s per core >= 5x one process per seed at S = 16
+# Seed-steps in the long run's update phase (the short run has a quarter of its steps), so that the
+# difference of the two is a few seconds at every S on an idle core. Rough idle-core update costs at
+# the ci sizes: SQL ~5 ms per step in one process, ~32 ms stacked at S = 16, ~175 ms at S = 64; DDPG
+# about twice SQL's rates. Estimated whole section (40 child runs + 2 FLOP rows): ~6 min idle.
+MULTISEED_SEED_STEPS = {"sql": 2048, "ddpg": 4096}
+
+
+def multiseed_lengths(algo: str, S: int, quick: bool = False) -> tuple[int, int]:
+    """(n_short, n_long): update steps after the warm-up of the two runs of a marginal rate at S seeds."""
+    if quick:  # smoke sizes: an update is ~1 ms, so ~200 extra steps stand clear of the setup's noise
+        return 8, 200
+    n_long = max(24, MULTISEED_SEED_STEPS[algo] // S)  # >= 24 steps: S = 64 SQL still ~4 s
+    return n_long // 4, n_long
 
 
 def multiseed_summary(rows: list[dict]) -> dict[str, Any]:
-    """Speed-up of the stacked trainer per (algo, task) and S, and whether S = 16 meets the target."""
+    """Speed-up of the stacked trainer per (algo, task) and S (the rows' `speedup`: a ratio of marginal
+    rates in rows of `multiseed.training_throughput`), and whether S = 16 meets the target."""
     by = {}
     for r in rows:
         if r.get("mode") == "stacked":
@@ -331,14 +345,14 @@ def run(out_dir: str | os.PathLike, device: str = "cpu", quick: bool = False, la
         from .multiseed import training_throughput, update_flop_rate
 
         rows, flop_rows = [], []
-        S_values = (1, 2) if quick else MULTISEED_S
+        S_values = (2,) if quick else MULTISEED_S  # quick: S = 1 stacked runs the same code (padded to two)
         for algo in ("sql", "ddpg"):
             for task in (("point_maze",) if quick else ("point_maze", "swimmer")):
                 log(f"multiseed {algo} {task} S={S_values}")
                 load0 = _load()
                 tier = "smoke" if quick else "ci"
-                steps_for = (lambda S: 20) if quick else (lambda S: 64 + max(24, 1600 // S))
-                for r in training_throughput(algo, tier, task, S_values, steps_for, warmup=8 if quick else 64):
+                for r in training_throughput(algo, tier, task, S_values, lambda S: multiseed_lengths(algo, S, quick),
+                                             warmup=8 if quick else 64, allow_whole_run_fallback=quick):
                     rows.append({**r, "load_1min": load0})
             for S in ((2,) if quick else (16,)):
                 log(f"multiseed {algo} update FLOP rate S={S}")
@@ -347,11 +361,16 @@ def run(out_dir: str | os.PathLike, device: str = "cpu", quick: bool = False, la
                 flop_rows.append({**update_flop_rate(algo, cfg, S, OBS_DIM, ACT_DIM, n=2 if quick else 10),
                                   "load_1min": _load()})
         result["multiseed"] = {"rows": rows, "update_flop_rate": flop_rows, **multiseed_summary(rows),
-                               "note": "seed-steps/s per core of whole training runs at the tier's sizes: "
+                               "note": "marginal seed-steps/s per core of training at the tier's sizes: "
+                                       "S * (n_long - n_short) / (wall_long - wall_short) of two runs with the same "
+                                       "warm-up (64 steps without updates) and setup, then n_short or n_long steps "
+                                       "of one update each, so warm-up, env construction and checkpoint cancel; "
+                                       "whole_run_seed_steps_per_s_per_core = the long run's steps / its wall time. "
                                        "'process per seed' = softq_ref.training.train, one seed in one single-thread "
                                        "process; 'stacked' = softq_ref.vectorized_training.train_many with S seeds in "
-                                       "one single-thread process; each run alone in a fresh child; runs of "
-                                       "64 warm-up steps then one update per step"}
+                                       "one single-thread process; each run alone in a fresh child. "
+                                       "update_flop_rate: speedup_ceiling_at_matmul_rate = single-seed update time / "
+                                       "(stacked FLOPs / S / replayed matmul rate)"}
     torch.set_num_threads(threads0)
     result["load_1min_end"] = _load()
     (out / "perf.json").write_text(json.dumps(result, indent=2, default=str))
