@@ -224,3 +224,26 @@ def test_pooled_maze_verdict_breaks_successes_down_by_task():
     assert v.measured["per_task"] == {"ant_maze": {"sql": "0/2", "ddpg": "0/2"},
                                       "point_maze": {"sql": "3/3", "ddpg": "0/3"}}
     assert any(n.startswith("per task (SQL, DDPG successes): ant_maze 0/2, 0/2; point_maze 3/3, 0/3") for n in v.notes)
+
+
+def test_multiseed_factors_come_from_marginal_perf_rows_only(tmp_path, capsys):
+    rows = [{"mode": "process per seed", "S": 1, "algo": "sql", "task": "swimmer", "speedup": 1.0, "rate_method": "marginal"}]
+    rows += [{"mode": "stacked", "S": S, "algo": a, "task": t, "speedup": f, "rate_method": "marginal", "load_1min": 0.4}
+             for S, a, t, f in [(16, "sql", "swimmer", 2.0), (16, "sql", "point_maze", 3.0), (16, "ddpg", "swimmer", 4.0),
+                                (4, "sql", "swimmer", 1.5)]]
+    perf = tmp_path / "perf.json"
+    perf.write_text(json.dumps({"machine": {"git_commit": "abcdef123456"}, "multiseed": {"rows": rows}}))
+    factors, source = throughput.speedups_from_perf(perf)
+    assert factors == {"4": {"sql": 1.5}, "16": {"sql": 2.5, "ddpg": 4.0}}  # mean over tasks, per S and algo
+    assert "marginal" in source and "abcdef1234" in source
+    table = tmp_path / "t.json"
+    table.write_text(json.dumps({"env_step_us": {}, "multiseed_speedup": {"16": 9.9}}))
+    assert throughput.main(["--out", str(table), "--speedups-from", str(perf)]) == 0
+    written = json.loads(table.read_text())
+    assert written["multiseed_speedup"] == factors and written["env_step_us"] == {}  # nothing else touched
+    rows[1]["rate_method"] = "whole run (marginal not measurable: ...)"
+    perf.write_text(json.dumps({"multiseed": {"rows": rows}}))
+    with pytest.raises(ValueError, match="only marginal rates"):
+        throughput.speedups_from_perf(perf)
+    assert throughput.main(["--out", str(table), "--speedups-from", str(tmp_path / "missing.json")]) == 2
+    assert "no multi-seed rows" in capsys.readouterr().err

@@ -2,6 +2,7 @@
 
     python -m softq_ref.benchmarks.throughput                 # measure, write throughput.json beside this file
     python -m softq_ref.benchmarks.throughput --quick --out /tmp/t.json   # fewer repetitions (a test's smoke check)
+    python -m softq_ref.benchmarks.throughput --speedups-from reports/perf/X/perf.json   # only the multi-seed factors
 
 Measured single-threaded (`torch.set_num_threads(1)`, as every benchmark worker runs), in this process:
 
@@ -165,21 +166,68 @@ def load_table(path: str | os.PathLike | None = None) -> dict:
     return t
 
 
+def speedups_from_perf(perf_json: str | os.PathLike) -> tuple[dict, str]:
+    """(`multiseed_speedup` table, its source line) from a perf run's multi-seed rows (`python -m softq_ref.perf
+    --sections multiseed`): per S and algo, the mean over tasks of the stacked speed-up. Only marginal rates
+    are taken: whole-run ratios overstate the stacked trainer (softq_ref/perf/multiseed.py)."""
+    p = Path(perf_json)
+    try:
+        perf = json.loads(p.read_text())
+        rows = perf["multiseed"]["rows"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"--speedups-from {p}: no multi-seed rows ({type(e).__name__}: {e}); expected the perf.json of "
+                         "python -m softq_ref.perf --sections multiseed") from None
+    by: dict[str, dict[str, list[float]]] = {}
+    for r in rows:
+        if r.get("mode") != "stacked":
+            continue
+        if r.get("rate_method") != "marginal":
+            raise ValueError(f"--speedups-from {p}: row {r.get('algo')} {r.get('task')} S={r.get('S')} has rate_method "
+                             f"{r.get('rate_method')!r}; only marginal rates make cost factors (re-measure without --quick)")
+        by.setdefault(str(r["S"]), {}).setdefault(r["algo"], []).append(float(r["speedup"]))
+    if not by:
+        raise ValueError(f"--speedups-from {p}: no stacked rows")
+    table = {S: {a: round(sum(v) / len(v), 2) for a, v in algos.items()} for S, algos in sorted(by.items(), key=lambda kv: int(kv[0]))}
+    loads = sorted({round(float(r["load_1min"]), 1) for r in rows if r.get("load_1min") is not None})
+    tasks = sorted({r["task"] for r in rows})
+    source = (f"{p}: marginal seed-steps/s per core of the stacked trainer over one process per seed, mean over "
+              f"{', '.join(tasks)}; measured at git {str(perf.get('machine', {}).get('git_commit', '?'))[:10]}, "
+              f"load average {loads[0] if loads else '?'}-{loads[-1] if loads else '?'}")
+    return table, source
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m softq_ref.benchmarks.throughput", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=str(DEFAULT_PATH))
     ap.add_argument("--quick", action="store_true", help="10x fewer repetitions (checks the code path, not the machine)")
     ap.add_argument("--tiers", default=",".join(MEASURED_TIERS))
+    ap.add_argument("--speedups-from", default=None, metavar="PERF_JSON",
+                    help="set only the multi-seed speed-up factors, from a perf run's multi-seed section (marginal rates); "
+                         "measure nothing else")
     args = ap.parse_args(argv)
-    table = measure_all(args.quick, tuple(t.strip() for t in args.tiers.split(",") if t.strip()))
-    keep = {}
-    if Path(args.out).exists():  # merge: keep a measured multi-seed speed-up table
+    old: dict = {}
+    if Path(args.out).exists():
         try:
-            keep = {k: v for k, v in json.loads(Path(args.out).read_text()).items() if k == "multiseed_speedup"}
+            old = json.loads(Path(args.out).read_text())
         except ValueError:
-            keep = {}
-    table["multiseed_speedup"] = keep.get("multiseed_speedup", {})
+            old = {}
+    if args.speedups_from:
+        if not old:
+            print(f"error: --speedups-from needs an existing table at --out {args.out}", file=sys.stderr)
+            return 2
+        try:
+            old["multiseed_speedup"], old["multiseed_speedup_source"] = speedups_from_perf(args.speedups_from)
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        Path(args.out).write_text(json.dumps(old, indent=1, sort_keys=False) + "\n")
+        print(f"wrote multiseed_speedup {old['multiseed_speedup']} to {args.out}")
+        return 0
+    table = measure_all(args.quick, tuple(t.strip() for t in args.tiers.split(",") if t.strip()))
+    # merge: keep a measured multi-seed speed-up table and its source
+    table.update({k: v for k, v in old.items() if k in ("multiseed_speedup", "multiseed_speedup_source")})
+    table.setdefault("multiseed_speedup", {})
     Path(args.out).write_text(json.dumps(table, indent=1, sort_keys=False) + "\n")
     print(f"wrote {args.out} (load average {table['load_average_before']} -> {table['load_average_after']}, "
           f"{table['measurement_wall_s']} s)")
