@@ -300,11 +300,27 @@ def render_summary(summary: dict[str, Any], meta: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _first_runs(folder: Path, sid: str) -> dict[int, bool]:
+    """seed -> did that seed's first training run of `sid` fail, from a folder's per-seed files."""
+    out: dict[int, bool] = {}
+    for f in (folder / "seeds").glob("*.json"):
+        r = json.loads(f.read_text(encoding="utf-8"))["results"].get(sid)
+        if r is None or r["status"] == "not_applicable":
+            continue
+        runs = r["measured"].get("runs") if isinstance(r.get("measured"), dict) else None
+        # A check from before trained.py (no run list) ran one training per verdict: the verdict is the run.
+        out[int(f.stem)] = (runs[0].get("status") if isinstance(runs, list) and runs else r["status"]) != "pass"
+    return out
+
+
 def _collect(root: Path, specs: dict) -> tuple[dict, dict]:
     """Per spec, from the verification folders under root: the verdict row with the most seeds (folders
-    that ran whole verdicts), and the per-run counts (failed, runs, folder) with the most runs."""
+    that ran whole verdicts), and the per-run counts (failed, runs, folders) of trained specs, pooled over
+    every verification folder by seed. Each seed's first run counts once (a seed run in two folders is the
+    same first run), so no folder is chosen for its result and more fresh seeds only tighten the bound."""
     verdicts: dict[str, tuple[str, dict]] = {}
-    per_run: dict[str, tuple[int, int, str]] = {}
+    pooled: dict[str, dict[int, bool]] = {}
+    sources: dict[str, list[str]] = {}
     for f in sorted(root.glob("*/summary.json")):
         summ = json.loads(f.read_text(encoding="utf-8"))
         if summ.get("purpose") != "verification":
@@ -316,14 +332,13 @@ def _collect(root: Path, specs: dict) -> tuple[dict, dict]:
                 continue
             if not first_only and (sid not in verdicts or row["seeds_run"] > verdicts[sid][1]["seeds_run"]):
                 verdicts[sid] = (f.parent.name, row)
-            if "runs" in row:
-                counts = (row["runs_failed"], row["runs"], f.parent.name)
-            elif specs[sid].extra.get("trained"):  # a check from before trained.py: each verdict was one run
-                counts = (row["false_alarms"], row["seeds_run"], f.parent.name)
-            else:
-                continue
-            if sid not in per_run or counts[1] > per_run[sid][1]:
-                per_run[sid] = counts
+            if "runs" in row or specs[sid].extra.get("trained"):
+                runs = _first_runs(f.parent, sid)
+                new = {s: failed for s, failed in runs.items() if s not in pooled.get(sid, {})}
+                if new:
+                    pooled.setdefault(sid, {}).update(new)
+                    sources.setdefault(sid, []).append(f.parent.name)
+    per_run = {sid: (sum(runs.values()), len(runs), ", ".join(sources[sid])) for sid, runs in pooled.items()}
     return verdicts, per_run
 
 
@@ -341,6 +356,7 @@ def render_guarantees(root: Path) -> str:
              "|---|---|---|---|---|---|---|"]
     fw_default = fw_derived = 0.0
     unmeasured: list[str] = []
+    over_budget: list[str] = []
     for sid, spec in specs.items():
         if spec.kind != "statistical" and sid not in verdicts:
             continue
@@ -355,7 +371,10 @@ def render_guarantees(root: Path) -> str:
             ub = exact_upper_bound(failed, n)
             bound = ub**k
             runs, derived = f"{failed} / {n}", f"{ub:.3g}^{k} = {ub ** k:.2g}"
-            folder = folder if run_folder == folder else f"{folder}, {run_folder}"
+            if bound > spec.false_alarm:
+                derived += " **over its budget**"
+                over_budget.append(sid)
+            folder = folder if run_folder == folder else f"{folder}; first runs: {run_folder}"
         elif row is None:
             unmeasured.append(sid)
         if prof == "default":
@@ -365,6 +384,9 @@ def render_guarantees(root: Path) -> str:
     lines += ["", f"Sum of the default profile's statistical budgets: {fw_default:.2e}. Family-wise bound of a default "
               f"run by measurement (union bound; trained specs at their derived bound, the other statistical specs at "
               f"their budget): {fw_derived:.2e}."]
+    if over_budget:
+        lines.append(f"Derived bound above the spec's own budget (raise max_runs, chosen on calibration seeds): "
+                     f"{', '.join(over_budget)}.")
     if unmeasured:
         lines.append(f"Not yet measured on fresh seeds (counted at their budget): {', '.join(unmeasured)}.")
     return "\n".join(lines) + "\n"

@@ -80,3 +80,32 @@ def test_run_counts_false_alarms_and_resumes(tmp_path):
     assert s2["specs"]["A1.sandwich"]["seeds_run"] == 3
     assert not list((out / "seeds").glob(".*.tmp*"))
     assert "A1.sandwich" in (out / "summary.md").read_text()
+
+
+def _fake_folder(root, name, purpose, first_runs, first_run_only=False):
+    """A calibration folder as run_calibration writes it, for D.cell_masses (a trained spec) only."""
+    folder = root / name
+    (folder / "seeds").mkdir(parents=True)
+    for seed, status in first_runs.items():
+        runs = [{"run": 0, "status": status}] + ([{"run": 1, "status": "pass"}] if status != "pass" else [])
+        result = {"status": "pass", "message": "", "duration_s": 1.0, "measured": {"runs": runs}}
+        (folder / "seeds" / f"{seed}.json").write_text(json.dumps({"results": {"D.cell_masses": result}}))
+    (folder / "run.json").write_text(json.dumps({"first_run_only": first_run_only}))
+    summary = calibrate.summarize(folder, ["D.cell_masses"], sorted(first_runs), purpose)
+    (folder / "summary.json").write_text(json.dumps(summary))
+
+
+def test_guarantees_pool_first_runs_of_every_verification_folder_by_seed(tmp_path):
+    # Two verification folders overlap on seed 2 (counted once); a calibration folder is ignored.
+    _fake_folder(tmp_path, "verification-a", "verification", {1: "fail", 2: "fail", 3: "pass"})
+    _fake_folder(tmp_path, "verification-b", "verification", {2: "fail", 4: "pass", 5: "pass", 6: "fail"},
+                 first_run_only=True)
+    _fake_folder(tmp_path, "calibration-c", "calibration", {7: "fail", 8: "fail"})
+    table = calibrate.render_guarantees(tmp_path)
+    row = next(line for line in table.splitlines() if line.startswith("| `D.cell_masses`"))
+    ub = exact_upper_bound(3, 6)
+    assert "| 3 / 6 |" in row and f"{ub:.3g}^5" in row
+    assert "verification-a, verification-b" in row
+    # 3 failed first runs of 6 is far above the 5e-5 budget at max_runs 5: flagged, in the row and below.
+    assert "over its budget" in row
+    assert "Derived bound above the spec's own budget" in table and "D.cell_masses" in table.split("\n\n")[-1]

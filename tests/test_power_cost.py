@@ -183,8 +183,9 @@ def test_long_tier_fits_three_hours_on_two_cores_and_states_every_reduction():
     from softq_ref.benchmarks.runner import DEFAULT_SEEDS_PER_PROCESS
 
     est = cost.estimate(tiers.matrix("long", None, None), throughput.load_table(), DEFAULT_SEEDS_PER_PROCESS)
-    # margin: the long tier's jobs took 1.39-1.48x their estimate on this machine (MEASURED.md, 2026-12-03)
-    assert est.wall_s(2) * 1.5 <= 3 * 3600, "the long tier (default seeds, stacked) must fit 3 h on 2 cores"
+    # margin: the long tier's measured compute (5.77 core-h, reports/long-2026-12-03) was 1.21x this estimate
+    # with the marginal multi-seed factors of 2026-12-04 (1.5x with the earlier whole-run factors)
+    assert est.wall_s(2) * 1.21 <= 3 * 3600, "the long tier (default seeds, stacked) must fit 3 h on 2 cores"
     long = tiers.TIERS["long"]
     for key, tt in long.items():
         assert tt.reductions and all(r.why and "placeholder" not in r.why for r in tt.reductions), key
@@ -204,7 +205,8 @@ def test_dry_run_prints_power_and_cost(capsys):
     assert "power CLAIM.5_2.maze_passage" in out and "runs needed per algorithm for power 0.8: 13" in out
     assert "cost estimate (throughput.json measured" in out and "core-h" in out and "on 2 worker(s)" in out
     assert bench_main(["--tier", "long", "--seeds", "2", "--dry-run", "--seeds-per-process", "16"]) == 0
-    assert "jobs of [2] seeds), measured speed-up factor 3.35 at S = 16" in capsys.readouterr().out
+    s16 = throughput.load_table()["multiseed_speedup"]["16"]["sql"]  # the printout quotes the committed table
+    assert f"jobs of [2] seeds), measured speed-up factor {s16:.2f} at S = 16" in capsys.readouterr().out
     assert bench_main(["--tier", "long", "--seeds", "2", "--dry-run", "--seeds-per-process", "1"]) == 0
     assert "one process per run (seeds per process 1)" in capsys.readouterr().out
     assert bench_main(["--tier", "smoke", "--seeds", "1", "--dry-run"]) == 0  # unmeasured tier: no estimate

@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"cost estimate: {est.core_s / 3600:.2f} core-h for {len(runs)} runs"
                   + (f"; {len(left)} not finished: {est_left.core_s / 3600:.2f} core-h, wall >= "
                      f"{est_left.wall_s(workers) / 3600:.2f} h on {workers} worker(s)" if est_left else "; all finished")
-                  + " (a lower bound: measured matrices took ~1.4x, MEASURED.md; --dry-run for the table)")
+                  + " (a lower bound: the long tier took 1.2x its estimate, MEASURED.md; --dry-run for the table)")
     except (ValueError, CostError) as e:  # an unmeasured tier (smoke) or a bad table: no estimate, no failure
         if args.dry_run or args.throughput:
             print(f"no cost estimate: {e}")
