@@ -8,6 +8,7 @@ from scipy.stats import binom
 
 from softq_conformance import calibrate
 from softq_conformance.calibrate import SeedPlan, exact_upper_bound, load_seed_plan, parse_seeds
+from softq_specs import load_specs
 
 
 def test_declared_seed_sets_are_disjoint_and_large_enough():
@@ -103,9 +104,9 @@ def test_guarantees_pool_first_runs_of_every_verification_folder_by_seed(tmp_pat
     _fake_folder(tmp_path, "calibration-c", "calibration", {7: "fail", 8: "fail"})
     table = calibrate.render_guarantees(tmp_path)
     row = next(line for line in table.splitlines() if line.startswith("| `D.cell_masses`"))
-    ub = exact_upper_bound(3, 6)
-    assert "| 3 / 6 |" in row and f"{ub:.3g}^5" in row
+    ub, k = exact_upper_bound(3, 6), load_specs()["D.cell_masses"].params["max_runs"]
+    assert "| 3 / 6 |" in row and f"{ub:.3g}^{k}" in row
     assert "verification-a, verification-b" in row
-    # 3 failed first runs of 6 is far above the 5e-5 budget at max_runs 5: flagged, in the row and below.
+    # 3 failed first runs of 6 is far above the 5e-5 budget at the spec's max_runs: flagged, in the row and below.
     assert "over its budget" in row
     assert "Derived bound above the spec's own budget" in table and "D.cell_masses" in table.split("\n\n")[-1]
