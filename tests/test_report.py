@@ -349,7 +349,8 @@ def test_a_resumed_matrix_keeps_the_history_of_its_invocations(tmp_path):
 
 
 def test_report_counts_a_stacked_process_once_and_adds_up_the_invocations():
-    from softq_ref.benchmarks.report import _matrix_wall, _process_wall_sum
+    from softq_ref.benchmarks.report import _process_wall_sum
+    from softq_ref.benchmarks.report_markdown import _matrix_wall
 
     stacked = [{"task": "swimmer", "variant": "sql", "seed": s, "group_seeds": [0, 1, 2], "wall_time_s": 100.0 + s}
                for s in range(3)]

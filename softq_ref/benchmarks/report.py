@@ -32,7 +32,7 @@ from . import claims as claims_mod
 from . import stats as st
 from ..runtime import cpu_model
 from .crossing import crossing_rows
-from .report_markdown import _ci, _f, _matrix_wall, render_markdown  # noqa: F401 - _matrix_wall: tests
+from .report_markdown import _ci, _f, render_markdown
 from .tiers import TASKS
 from .validate import PRIMARY_METRIC, LoadedResults, Rejected, load_conformance, load_results
 
